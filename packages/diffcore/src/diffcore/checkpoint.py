@@ -1,0 +1,93 @@
+"""Model checkpoints: safetensors + config JSON + a training card.
+
+A checkpoint folder holds what diffusers' ``save_pretrained`` writes
+(``config.json`` and ``diffusion_pytorch_model.safetensors``) plus
+``training_card.json`` (data, steps, seed, wall time, final metrics) and a
+readable ``training_card.md`` rendered from it. Loading goes through
+safetensors only: a folder holding a pickle-based file (``.bin``, ``.pt``,
+``.pth``, ``.ckpt``, ``.pkl``) and no safetensors is refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+from diffcore.errors import CheckpointError, PickleRefusedError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+CARD_JSON, CARD_MD = "training_card.json", "training_card.md"
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+M = TypeVar("M")
+
+
+def _render_card(card: dict[str, Any]) -> str:
+    lines = [f"# Training card: {card.get('model', 'model')}", ""]
+    for key, value in card.items():
+        if isinstance(value, dict):
+            lines.append(f"- **{key}**:")
+            lines.extend(f"  - {k}: {v}" for k, v in value.items())
+        else:
+            lines.append(f"- **{key}**: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def save_model(model: Any, path: str | Path, card: dict[str, Any]) -> Path:
+    """Save a diffusers ``ModelMixin`` with its training card into ``path``.
+
+    ``card`` must name at least ``data``, ``steps``, ``seed``, ``wall_time_s``
+    and ``metrics``. Files are written next to their final names and renamed
+    into place, so a crash never leaves a half-written weights file.
+    """
+    missing = {"data", "steps", "seed", "wall_time_s", "metrics"} - card.keys()
+    if missing:
+        raise ValueError(f"training card lacks {sorted(missing)}")
+    out = Path(path)
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp, safe_serialization=True)
+    (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    (tmp / CARD_MD).write_text(_render_card(card))
+    out.mkdir(parents=True, exist_ok=True)
+    for f in tmp.iterdir():
+        os.replace(f, out / f.name)
+    tmp.rmdir()
+    return out
+
+
+def check_folder(path: str | Path) -> Path:
+    """Raise a :class:`CheckpointError` unless ``path`` is a loadable checkpoint."""
+    p = Path(path)
+    if not p.is_dir():
+        raise CheckpointError(f"no checkpoint at {p}; train one with `diffcore train …` or pass the right folder")
+    if not (p / "config.json").is_file():
+        raise CheckpointError(f"{p} has no config.json; it is not a diffusers checkpoint folder")
+    if not any(f.suffix == ".safetensors" for f in p.iterdir()):
+        pickled = [f.name for f in p.iterdir() if f.suffix in PICKLE_SUFFIXES]
+        if pickled:
+            raise PickleRefusedError(
+                f"{p} holds only pickle-format weights ({', '.join(pickled)}); diffcore never unpickles. "
+                "Convert them once with safetensors.torch.save_file in a trusted environment."
+            )
+        raise CheckpointError(f"{p} has no .safetensors weights file")
+    return p
+
+
+def load_model(cls: type[M], path: str | Path, **kwargs: Any) -> M:
+    """Load a diffusers model class from a checkpoint folder, safetensors only."""
+    p = check_folder(path)
+    try:
+        return cls.from_pretrained(p, use_safetensors=True, **kwargs)
+    except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
+        raise CheckpointError(f"checkpoint at {p} is corrupt or does not match {cls.__name__}: {e}") from e
+
+
+def load_card(path: str | Path) -> dict[str, Any]:
+    """The training card of a checkpoint folder."""
+    f = Path(path) / CARD_JSON
+    try:
+        return json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read training card {f}: {e}") from e
