@@ -79,9 +79,14 @@ def load_model(cls: type[M], path: str | Path, **kwargs: Any) -> M:
     """Load a diffusers model class from a checkpoint folder, safetensors only."""
     p = check_folder(path)
     try:
-        return cls.from_pretrained(p, use_safetensors=True, **kwargs)
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
+        model, info = cls.from_pretrained(p, use_safetensors=True, output_loading_info=True, **kwargs)
+    except (OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint at {p} is corrupt or does not match {cls.__name__}: {e}") from e
+    # diffusers only warns about missing / unexpected tensors; a partial model is not a model
+    bad = {k: v for k, v in info.items() if v}
+    if bad:
+        raise CheckpointError(f"checkpoint at {p} does not match {cls.__name__}: {bad}")
+    return model
 
 
 def load_card(path: str | Path) -> dict[str, Any]:

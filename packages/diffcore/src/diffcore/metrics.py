@@ -76,12 +76,12 @@ def ms_ssim(
 ) -> torch.Tensor:
     """Multi-scale SSIM, one value per batch item.
 
-    Needs images of at least ``(win_size - 1) · 2^(scales-1) + 1`` pixels
-    (161 for the default 5 scales), the usual limit of the published method.
+    Needs images of at least ``win_size · 2^(scales-1)`` pixels (176 for the
+    default 5 scales): the coarsest scale must still hold one full window.
     """
     x, y = _pair(x, y)
     scales = len(weights)
-    need = (win_size - 1) * 2 ** (scales - 1) + 1
+    need = win_size * 2 ** (scales - 1)
     if min(x.shape[-2:]) < need:
         raise InvalidInputError(
             f"MS-SSIM with {scales} scales needs images of at least {need}x{need}, got {tuple(x.shape[-2:])}; "
@@ -107,8 +107,13 @@ def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:
 
 
 def relative_l2(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """‖x − ref‖₂ / ‖ref‖₂ per batch item (the error of a fast path vs the exact one)."""
+    """‖x − ref‖₂ / ‖ref‖₂ per batch item (the error of a fast path vs the exact one).
+
+    The first dimension is the batch: (B, ...) in, (B,) out.
+    """
     if x.shape != ref.shape:
         raise InvalidInputError(f"shapes differ: {tuple(x.shape)} vs {tuple(ref.shape)}")
+    if x.ndim < 2:
+        raise InvalidInputError(f"relative_l2 takes batched tensors (B, ...), got shape {tuple(x.shape)}")
     d = (x.double() - ref.double()).flatten(1).norm(dim=1)
     return d / ref.double().flatten(1).norm(dim=1).clamp_min(math.ulp(1.0))

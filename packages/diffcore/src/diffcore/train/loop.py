@@ -84,6 +84,18 @@ class TrainConfig:
             raise InvalidInputError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise InvalidInputError(f"grad_clip must be positive or None, got {self.grad_clip}")
+        if self.log_every <= 0:
+            raise InvalidInputError(f"log_every must be positive, got {self.log_every}")
+        if self.checkpoint_every < 0 or self.warmup_steps < 0 or self.num_workers < 0:
+            raise InvalidInputError(
+                "checkpoint_every, warmup_steps and num_workers must be >= 0, got "
+                f"{self.checkpoint_every}, {self.warmup_steps}, {self.num_workers}"
+            )
+        from diffusers.optimization import SchedulerType
+
+        valid = [t.value for t in SchedulerType]
+        if self.lr_schedule not in valid:
+            raise InvalidInputError(f"lr_schedule {self.lr_schedule!r} is not one of {valid}")
 
 
 @dataclass
@@ -214,6 +226,14 @@ def train(
 
     start = 0
     ckpt = out / "checkpoint"
+    if resume and accelerator.is_main_process and not ckpt.exists():
+        # killed between the two renames of _write_checkpoint: finish the swap
+        tmp, old = out / "checkpoint.tmp", out / "checkpoint.old"
+        if (tmp / "state.json").exists():  # state.json is written last: tmp is complete
+            os.replace(tmp, ckpt)
+        elif old.exists():
+            os.replace(old, ckpt)
+    accelerator.wait_for_everyone()
     if resume and ckpt.exists():
         start = _read_checkpoint(ckpt, objective, optimizer, lr_sched, ema, rank)
     model, optimizer = accelerator.prepare(objective, optimizer)

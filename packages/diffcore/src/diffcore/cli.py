@@ -1,0 +1,74 @@
+"""The ``diffcore`` command: ``list | serve [DOMAIN] | bench NAME | train DOMAIN``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from diffcore.errors import DiffcoreError
+
+DEFAULT_RESULTS = Path("docs/results")
+
+
+def _list(_: argparse.Namespace) -> int:
+    from diffcore.plugins import discover
+
+    for name, entry in discover().items():
+        dom = entry.load()
+        benches = ", ".join(dom.benchmarks) or "-"
+        print(f"{name:<10} {dom.title}  [{dom.paper}]  benchmarks: {benches}")
+    return 0
+
+
+def _serve(a: argparse.Namespace) -> int:
+    from diffcore.hub import launch
+
+    launch(domain=a.domain, host=a.host, port=a.port)
+    return 0
+
+
+def _bench(a: argparse.Namespace) -> int:
+    from diffcore.plugins import find_benchmark
+
+    _, run = find_benchmark(a.name)
+    report = run(a.out, quick=a.quick)
+    print(f"wrote {report}")
+    return 0
+
+
+def _train(a: argparse.Namespace) -> int:
+    from diffcore.plugins import get_domain
+
+    get_domain(a.domain).train(a.args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="diffcore", description="diffsuite core: list, serve, benchmark and train domains")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="installed domains").set_defaults(fn=_list)
+    s = sub.add_parser("serve", help="the hub, or one domain's app")
+    s.add_argument("domain", nargs="?", default=None)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+    s.set_defaults(fn=_serve)
+    b = sub.add_parser("bench", help="run a benchmark, write docs/results/NAME.{md,json,png}")
+    b.add_argument("name")
+    b.add_argument("--out", type=Path, default=DEFAULT_RESULTS)
+    b.add_argument("--quick", action="store_true", help="fewer repeats and inputs (a smoke run, not for reports)")
+    b.set_defaults(fn=_bench)
+    t = sub.add_parser("train", help="retrain a domain's shipped weights; extra args go to the domain")
+    t.add_argument("domain")
+    t.add_argument("args", nargs=argparse.REMAINDER)
+    t.set_defaults(fn=_train)
+    a = p.parse_args(argv)
+    try:
+        return a.fn(a)
+    except DiffcoreError as e:
+        print(f"diffcore: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Shipped models. ``load_tinysd()`` returns the shared image prior."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, UNet2DModel
+
+from diffcore.checkpoint import load_model
+from diffcore.errors import InvalidInputError
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class TinySD:
+    """The tinysd prior: autoencoder, denoiser and the scheduler config they were trained with.
+
+    ``scheduler_config`` is a plain dict: build any sampler from it with
+    ``diffcore.sampling.make_scheduler(name, tinysd.scheduler_config)``.
+    """
+
+    vae: AutoencoderKL
+    unet: UNet2DModel
+    scheduler_config: dict
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+
+def _device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device='cuda' was asked for but CUDA is not available; use device='cpu'")
+    return dev
+
+
+def load_tinysd(device: str | torch.device = "cpu", *, path: str | Path | None = None, dtype: torch.dtype = torch.float32) -> TinySD:
+    """Load tinysd (shipped weights, or a folder written by ``diffcore train prior --out``).
+
+    Returns a :class:`TinySD`; models are in eval mode on ``device``.
+    """
+    from diffcore.prior.models import SCHEDULER_CONFIG
+
+    root = Path(path) if path is not None else WEIGHTS / "tinysd"
+    dev = _device(device)
+    vae = load_model(AutoencoderKL, root / "autoencoder").to(dev, dtype).eval()
+    unet = load_model(UNet2DModel, root / "unet").to(dev, dtype).eval()
+    return TinySD(vae=vae, unet=unet, scheduler_config=dict(SCHEDULER_CONFIG))

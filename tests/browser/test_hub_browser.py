@@ -1,0 +1,93 @@
+"""The hub in a real browser: Debian's Chromium driven by Playwright.
+
+Starts ``diffsuite`` on a free loopback port, opens the page, checks there is a
+tab for every installed domain, and generates one sample on the Prior tab.
+Skipped when Chromium is missing, unless DIFFSUITE_REQUIRE_BROWSER=1 (CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from diffcore.plugins import discover
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def hub_url(tmp_path_factory):
+    if CHROMIUM is None:
+        if os.environ.get("DIFFSUITE_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required (DIFFSUITE_REQUIRE_BROWSER=1) but not installed: apt-get install chromium")
+        pytest.skip("Debian's chromium is not installed")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("hub") / "hub.log"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    with log.open("w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "diffcore.cli", "serve", "--port", str(port)], stdout=f, stderr=subprocess.STDOUT, env=env
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("hub did not start:\n" + log.read_text()[-3000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_hub_tabs_and_prior_sample(hub_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(hub_url, timeout=60_000)
+            for name, entry in discover().items():
+                expect(page.get_by_role("tab", name=entry.load().title)).to_be_visible(timeout=30_000)
+            page.get_by_role("tab", name="Prior").click()
+            # one small, fast sample: 1 image, 4 steps
+            page.locator("#prior-steps input[type=number]").fill("4")
+            page.locator("#prior-steps input[type=number]").press("Enter")
+            page.locator("#prior-n input[type=number]").fill("1")
+            page.locator("#prior-n input[type=number]").press("Enter")
+            page.locator("#prior-generate").click()
+            expect(page.locator("#prior-gallery img").first).to_be_visible(timeout=120_000)
+            expect(page.locator("#prior-info")).to_contain_text("1 sample, 128×128 px", timeout=30_000)
+            expect(page.locator("#prior-info")).to_contain_text("4 steps")
+            page.screenshot(path=str(Path(tmp_path) / "hub.png"), full_page=True)
+        finally:
+            browser.close()

@@ -1,0 +1,34 @@
+"""The ``diffcore`` command."""
+
+import subprocess
+import sys
+
+import pytest
+
+from diffcore.cli import main
+
+
+def test_list_shows_prior(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("prior") and "benchmarks: prior" in out
+
+
+def test_unknown_benchmark_is_a_clear_error(capsys):
+    assert main(["bench", "nope"]) == 2
+    assert "no benchmark 'nope'; available: prior" in capsys.readouterr().err
+
+
+def test_console_scripts_installed():
+    out = subprocess.run([sys.executable, "-m", "diffcore.cli", "list"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "prior" in out.stdout
+
+
+@pytest.mark.slow
+def test_quick_prior_benchmark_writes_report(tmp_path):
+    assert main(["bench", "prior", "--quick", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "prior.md").read_text()
+    assert "Autoencoder reconstruction" in md and "Machine:" in md
+    assert (tmp_path / "prior.json").exists()
+    assert (tmp_path / "prior_denoiser.png").stat().st_size > 1000
+    assert (tmp_path / "prior_samples.png").stat().st_size > 1000

@@ -1,0 +1,22 @@
+"""Importing any package is lean: no gradio, no CUDA initialisation."""
+
+import subprocess
+import sys
+
+CHECK = """
+import sys, torch
+import diffcore, diffcore.sampling, diffcore.train, diffcore.data, diffcore.metrics
+import diffcore.bench, diffcore.checkpoint, diffcore.plugins, diffcore.zoo, diffcore.cli, diffcore.hub
+from diffcore.plugins import discover
+for entry in discover().values():
+    entry.load()  # every domain object, without building its demo
+assert "gradio" not in sys.modules, "gradio was imported"
+assert not torch.cuda.is_initialized(), "CUDA was initialised"
+print("lean")
+"""
+
+
+def test_importing_packages_is_lean():
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "lean"
