@@ -1,9 +1,10 @@
 """Bridge: a flow-matching Euler scheduler driving a VP ε/v/x0-prediction denoiser.
 
 Ours: diffusers has no such bridge (its flow schedulers expect a model that
-predicts velocity). Rectified flow (Liu et al. 2023; Lipman et al. 2023,
-eq. 20) interpolates ``x_s = (1 − s)·x0 + s·ε`` and integrates the velocity
-``v = ε − x0`` from ``s = 1`` to ``0``. Our denoisers are VP models trained on a
+predicts velocity). Rectified flow (Liu et al. 2023), in the form of SD3
+(Esser et al. 2024) that diffusers' flow schedulers implement, interpolates
+``x_s = (1 − s)·x0 + s·ε`` and integrates the velocity ``v = ε − x0`` from
+``s = 1`` to ``0``. Our denoisers are VP models trained on a
 discrete DDPM schedule (Ho et al. 2020). Both describe the same marginals up to a
 scale and a change of time (Karras et al. 2022, eq. 4):
 

@@ -116,7 +116,8 @@ def _init_noise_scale(scheduler: Any) -> float | torch.Tensor:
     diffusers' ``init_noise_sigma``, except where it follows k-diffusion's
     ``x = noise · σ_max`` (Euler, Heun … with "linspace" / "trailing" spacing):
     the VE state that ``scale_model_input`` maps back to ``x_T`` has std
-    ``sqrt(σ_max² + 1)`` (Karras et al. 2022, eq. 4), 0.23 % more at SD's σ_max = 14.6.
+    ``sqrt(σ_max² + 1)`` (VP scaling, Karras et al. 2022, table 1), 0.23 % more at
+    SD's σ_max = 14.6.
     With it Euler coincides with DDIM, as it must (Song et al. 2021, eq. 14).
     """
     scale = scheduler.init_noise_sigma

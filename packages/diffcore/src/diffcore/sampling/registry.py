@@ -58,7 +58,7 @@ class SamplerSpec:
 #: name -> spec; extend with :func:`register_sampler`
 SAMPLERS: dict[str, SamplerSpec] = {
     "ddpm": SamplerSpec(
-        DDPMScheduler, deterministic=False, description="DDPM ancestral sampling (Ho et al. 2020, eq. 6-7)."
+        DDPMScheduler, deterministic=False, description="DDPM ancestral sampling (Ho et al. 2020, alg. 2)."
     ),
     "ddim": SamplerSpec(DDIMScheduler, deterministic=True, description="DDIM with eta=0 (Song et al. 2021, eq. 12)."),
     "dpmpp_2m": SamplerSpec(
@@ -85,7 +85,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "flow_euler": SamplerSpec(
         FlowMatchEulerDiscreteScheduler,
         deterministic=True,
-        description="Euler on the rectified-flow ODE (Lipman et al. 2023; Esser et al. 2024); VP denoisers via flow.py.",
+        description="Euler on the rectified-flow ODE (Liu et al. 2023; Esser et al. 2024); VP denoisers via flow.py.",
     ),
     "lcm": SamplerSpec(
         LCMScheduler,
