@@ -14,19 +14,21 @@ from diffcore.plugins import discover, get_domain
 
 def build_hub() -> Any:
     """Build (not launch) the hub's ``gr.Blocks``."""
-    import gradio as gr
+    from diffcore.offline_gradio import gr
 
     domains = [entry.load() for entry in discover().values()]
+    # built outside the hub's context: a Blocks created inside another renders itself there
+    demos = [dom.build_demo() for dom in domains]
     with gr.Blocks(title="diffsuite") as hub:
         gr.Markdown(
             "# diffsuite\nEfficient diffusion applications on one shared core. "
             f"Installed domains: {', '.join(d.title for d in domains)}."
         )
         with gr.Tabs():
-            for dom in domains:
+            for dom, demo in zip(domains, demos):
                 with gr.Tab(dom.title, id=dom.name, elem_id=f"tab-{dom.name}"):
                     gr.Markdown(f"*{dom.paper}*")
-                    dom.build_demo().render()
+                    demo.render()
     return hub
 
 

@@ -47,6 +47,6 @@ def load_tinysd(device: str | torch.device = "cpu", *, path: str | Path | None =
 
     root = Path(path) if path is not None else WEIGHTS / "tinysd"
     dev = _device(device)
-    vae = load_model(AutoencoderKL, root / "autoencoder").to(dev, dtype).eval()
-    unet = load_model(UNet2DModel, root / "unet").to(dev, dtype).eval()
+    vae = load_model(AutoencoderKL, root / "autoencoder", torch_dtype=dtype).to(dev).eval()
+    unet = load_model(UNet2DModel, root / "unet", torch_dtype=dtype).to(dev).eval()
     return TinySD(vae=vae, unet=unet, scheduler_config=dict(SCHEDULER_CONFIG))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-import gradio as gr
+from diffcore.offline_gradio import gr
 
 from diffcore.errors import DiffcoreError
 from diffcore.sampling import SAMPLERS, list_samplers
