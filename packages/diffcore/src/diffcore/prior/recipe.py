@@ -11,7 +11,8 @@ Two stages, each a run of :func:`diffcore.train.train`:
    (:class:`DenoiserObjective`, ε-prediction, SD's noise schedule).
 
 Everything is seeded: the same seed and step counts give the same weights on
-the same software stack.
+the same software stack. Like every diffcore training, it also runs
+data-parallel unchanged: ``accelerate launch -m diffcore.cli train prior``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 
 from diffcore.checkpoint import load_model, save_model
@@ -97,6 +99,8 @@ def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Pa
     lat = [encode(vae, to_tensor(im.pixels)[None], scaled=False) for im in train_imgs]
     std = torch.cat([z.flatten() for z in lat]).std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process writes
+        return vae
     metrics = evaluate_autoencoder(vae, holdout)
     save_model(vae, out / "autoencoder", {
         "model": "tinysd autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
@@ -160,6 +164,8 @@ def train_unet(recipe: PriorRecipe, vae: AutoencoderKL, out: Path, work: Path, d
         eval_fn=lambda obj, step: evaluate_denoiser(obj.unet, hold), eval_every=recipe.eval_every,
     )
     unet = result.objective.unet
+    if not PartialState().is_main_process:
+        return unet
     with torch.no_grad():
         metrics = evaluate_denoiser(unet, hold)
     save_model(unet, out / "unet", {
