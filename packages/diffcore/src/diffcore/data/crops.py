@@ -23,7 +23,7 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
             "expected an (H, W, 3) uint8 RGB array; convert with PIL's .convert('RGB') first, "
             f"got {getattr(img, 'shape', type(img))} {getattr(img, 'dtype', '')}"
         )
-    return torch.from_numpy(img).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return torch.tensor(img).permute(2, 0, 1).float().div(127.5).sub(1.0)  # copies: PIL arrays are read-only
 
 
 def to_y(x: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,8 @@ from diffcore.prior.models import SCHEDULER_CONFIG, build_autoencoder, build_une
 from diffcore.prior.objectives import AutoencoderObjective, DenoiserObjective
 from diffcore.train import TrainConfig, train
 
+MS_SSIM_MIN_SIDE = 176  # MS-SSIM's 11-px window at its 5th scale
+
 #: where the shipped weights live
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "tinysd"
 
@@ -70,15 +72,23 @@ def split_images(data: str | Path | None) -> tuple[list, list, str]:
 
 
 def evaluate_autoencoder(vae: AutoencoderKL, holdout: list) -> dict[str, float]:
-    """Mean PSNR / MS-SSIM (RGB, [0, 1] range) of full-resolution holdout reconstructions."""
+    """Mean PSNR / MS-SSIM (RGB, [0, 1] range) of full-resolution holdout reconstructions.
+
+    MS-SSIM is averaged over the images large enough for its 5 scales (176 px);
+    it is left out when none is.
+    """
     ps, ms = [], []
     for im in holdout:
         x = to_tensor(im.pixels)[None]  # (1, 3, H, W)
         rec = decode(vae, encode(vae, x, scaled=False), size=x.shape[-2:], scaled=False)
         a, b = (x + 1) / 2, (rec + 1) / 2
         ps.append(psnr(a, b).item())
-        ms.append(ms_ssim(a, b).item())
-    return {"holdout_psnr": sum(ps) / len(ps), "holdout_ms_ssim": sum(ms) / len(ms)}
+        if min(x.shape[-2:]) >= MS_SSIM_MIN_SIDE:
+            ms.append(ms_ssim(a, b).item())
+    out = {"holdout_psnr": sum(ps) / len(ps)}
+    if ms:
+        out["holdout_ms_ssim"] = sum(ms) / len(ms)
+    return out
 
 
 def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Path | None = None) -> AutoencoderKL:
@@ -134,10 +144,11 @@ def evaluate_denoiser(unet: UNet2DModel, latents: torch.Tensor, *, seed: int = 0
 
 
 def holdout_latents(vae: AutoencoderKL, holdout: list, size: int = 32) -> torch.Tensor:
-    """Center ``size``² crops of the scaled holdout latents, (N, 4, size, size)."""
+    """Center crops of the scaled holdout latents, (N, 4, s, s), s = ``size`` or the smallest side."""
+    maps = [encode(vae, to_tensor(im.pixels)[None])[0] for im in holdout]  # (4, h, w) each
+    size = min([size] + [min(z.shape[-2:]) for z in maps])
     crops = []
-    for im in holdout:
-        z = encode(vae, to_tensor(im.pixels)[None])[0]
+    for z in maps:
         h, w = z.shape[-2:]
         top, left = (h - size) // 2, (w - size) // 2
         crops.append(z[:, top : top + size, left : left + size])
