@@ -9,46 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-import torch
 from accelerate import PartialState
 from safetensors.torch import save_file
-from torch import nn
-from torch.utils.data import Dataset
 
 from diffcore.train import TrainConfig, train
 
-
-class Regression(nn.Module):
-    """A 4-16-2 MLP fitting a fixed smooth map; batch rows are (x, y), (B, 6). No randomness in forward."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2))
-
-    def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        x, y = batch[:, :4], batch[:, 4:]  # (B, 4), (B, 2)
-        err = self.net(x) - y
-        return {"loss": err.pow(2).mean(), "mae": err.abs().mean()}
-
-
-class Table(Dataset):
-    """A fixed synthetic table, identical in every process."""
-
-    def __init__(self, n: int) -> None:
-        g = torch.Generator().manual_seed(1234)
-        a = torch.randn(4, 2, generator=g)
-        x = torch.randn(n, 4, generator=g)
-        self.rows = torch.cat([x, torch.sin(x @ a)], dim=1)  # (n, 6)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.rows[i]
+# the same toy objective and data as the single-process tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages" / "diffcore" / "tests"))
+from test_train import Regression, Table  # noqa: E402
 
 
 def main() -> None:

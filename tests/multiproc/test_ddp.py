@@ -77,7 +77,15 @@ def runs(tmp_path_factory) -> dict[int, Path]:
     out = {1: root / "one", 2: root / "two"}
     _launch(["--cpu", "--num_processes", "1"], out[1], root / "hf")
     _launch(
-        ["--multi_gpu", "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_loopback_port())],
+        [
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--main_process_ip",
+            "127.0.0.1",
+            "--main_process_port",
+            str(_free_loopback_port()),
+        ],
         out[2],
         root / "hf",
     )

@@ -21,8 +21,26 @@ def test_train_prior_on_a_user_folder_writes_loadable_weights(tmp_path):
     for i in range(5):  # 5 files: 4 train, 1 holdout (every fifth)
         Image.fromarray(np.ascontiguousarray(photo[i * 60 : i * 60 + 96, i * 50 : i * 50 + 128])).save(folder / f"p{i}.png")
     out, work = tmp_path / "weights", tmp_path / "work"
-    argv = ["train", "prior", "--data", str(folder), "--out", str(out), "--work", str(work),
-            "--ae-steps", "3", "--ae-batch", "2", "--unet-steps", "3", "--unet-batch", "2", "--eval-every", "2"]
+    argv = [
+        "train",
+        "prior",
+        "--data",
+        str(folder),
+        "--out",
+        str(out),
+        "--work",
+        str(work),
+        "--ae-steps",
+        "3",
+        "--ae-batch",
+        "2",
+        "--unet-steps",
+        "3",
+        "--unet-batch",
+        "2",
+        "--eval-every",
+        "2",
+    ]
     assert main(argv) == 0
     card = json.loads((out / "autoencoder" / "training_card.json").read_text())
     assert card["steps"] == 3 and card["seed"] == 0 and card["holdout_images"] == ["p4"]

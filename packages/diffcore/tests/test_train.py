@@ -125,8 +125,12 @@ def test_ema_is_the_diffusers_average_of_the_raw_trajectory(tmp_path):
     cfg = _config(steps=steps, lr_schedule="constant")
     res_off = train(Regression(), data, cfg, tmp_path / "off", eval_fn=_snapshots(raw), eval_every=1)
     res_on = train(
-        Regression(), data, _config(steps=steps, lr_schedule="constant", ema_decay=decay), tmp_path / "on",
-        eval_fn=_snapshots(ema), eval_every=1,
+        Regression(),
+        data,
+        _config(steps=steps, lr_schedule="constant", ema_decay=decay),
+        tmp_path / "on",
+        eval_fn=_snapshots(ema),
+        eval_every=1,
     )
     assert sorted(raw) == sorted(ema) == list(range(1, steps + 1))
     assert [r["eval"]["step_seen"] for r in res_on.log if "eval" in r] == list(range(1, steps + 1))
@@ -175,8 +179,10 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, ema_decay):
     resumed = train(Regression(), Table(40), cfg, killed)  # a fresh process would build a fresh objective too
     assert resumed.resumed_from == 5 and resumed.steps == 10
     _assert_same(_weights(resumed.objective), _weights(whole.objective))
-    _assert_same(load_file(str(killed / "checkpoint" / "model.safetensors")),
-                 load_file(str(tmp_path / "whole" / "checkpoint" / "model.safetensors")))
+    _assert_same(
+        load_file(str(killed / "checkpoint" / "model.safetensors")),
+        load_file(str(tmp_path / "whole" / "checkpoint" / "model.safetensors")),
+    )
     log_whole, log_resumed = _read_log(tmp_path / "whole"), _read_log(killed)
     assert [r["step"] for r in log_resumed] == list(range(1, 11))  # steps 6, 7 logged once, not twice
     assert [r["loss"] for r in log_resumed] == [r["loss"] for r in log_whole]

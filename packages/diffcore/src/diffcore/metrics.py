@@ -96,7 +96,7 @@ def ms_ssim(
         if i < scales - 1:
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
     vals = torch.stack(factors, dim=1).clamp_min(0)  # (B, scales)
-    return (vals ** w).prod(dim=1)
+    return (vals**w).prod(dim=1)
 
 
 def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:

@@ -90,9 +90,7 @@ def _load(entry: DomainEntry) -> Domain:
         obj = entry.entry_point.load()
     except Exception as e:  # a plugin's import error must name the plugin
         raise PluginError(f"domain {entry.name!r} ({entry.entry_point.value}) failed to import: {e!r}") from e
-    missing = [
-        a for a in ("name", "title", "paper", "benchmarks", "load", "smoke", "build_demo", "train") if not hasattr(obj, a)
-    ]
+    missing = [a for a in ("name", "title", "paper", "benchmarks", "load", "smoke", "build_demo", "train") if not hasattr(obj, a)]
     if missing:
         raise PluginError(f"domain {entry.name!r} ({entry.entry_point.value}) lacks {missing} of the Domain contract")
     if obj.name != entry.name:

@@ -38,7 +38,9 @@ def _device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def load_tinysd(device: str | torch.device = "cpu", *, path: str | Path | None = None, dtype: torch.dtype = torch.float32) -> TinySD:
+def load_tinysd(
+    device: str | torch.device = "cpu", *, path: str | Path | None = None, dtype: torch.dtype = torch.float32
+) -> TinySD:
     """Load tinysd (shipped weights, or a folder written by ``diffcore train prior --out``).
 
     Returns a :class:`TinySD`; models are in eval mode on ``device``.

@@ -120,9 +120,5 @@ def load_pool(split: Literal["train", "holdout", "all"] = "train") -> list[PoolI
     """
     if split not in ("train", "holdout", "all"):
         raise InvalidInputError(f"split must be 'train', 'holdout' or 'all', got {split!r}")
-    sources = [
-        s
-        for s in SOURCES
-        if split == "all" or (s in HOLDOUT) == (split == "holdout")
-    ]
+    sources = [s for s in SOURCES if split == "all" or (s in HOLDOUT) == (split == "holdout")]
     return [img for s in sources for img in _load_source(s)]

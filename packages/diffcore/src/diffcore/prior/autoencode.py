@@ -12,9 +12,7 @@ from diffcore.prior.models import DOWNSAMPLE
 
 def _check_images(x: torch.Tensor) -> None:
     if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 3:
-        raise InvalidInputError(
-            f"expected images as a (B, 3, H, W) tensor in [-1, 1], got {getattr(x, 'shape', type(x))}"
-        )
+        raise InvalidInputError(f"expected images as a (B, 3, H, W) tensor in [-1, 1], got {getattr(x, 'shape', type(x))}")
     if min(x.shape[-2:]) < DOWNSAMPLE:
         raise InvalidInputError(f"images must be at least {DOWNSAMPLE}x{DOWNSAMPLE} pixels, got {tuple(x.shape[-2:])}")
 
@@ -37,7 +35,9 @@ def encode(vae: AutoencoderKL, images: torch.Tensor, *, scaled: bool = True) -> 
 
 
 @torch.no_grad()
-def decode(vae: AutoencoderKL, latents: torch.Tensor, *, size: tuple[int, int] | None = None, scaled: bool = True) -> torch.Tensor:
+def decode(
+    vae: AutoencoderKL, latents: torch.Tensor, *, size: tuple[int, int] | None = None, scaled: bool = True
+) -> torch.Tensor:
     """Latents -> images (B, 3, 4h, 4w) in [-1, 1], cropped to ``size`` if given."""
     if not torch.is_tensor(latents) or latents.ndim != 4 or latents.shape[1] != vae.config.latent_channels:
         raise InvalidInputError(

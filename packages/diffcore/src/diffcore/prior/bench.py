@@ -34,8 +34,17 @@ from diffcore.zoo import load_tinysd  # noqa: E402
 
 #: (sampler, steps) rows of the sampler table; the first is the timing baseline
 SAMPLER_RUNS = [
-    ("ddim", 50), ("ddim", 20), ("ddim", 10), ("dpmpp_2m", 20), ("dpmpp_2m", 10), ("unipc", 10),
-    ("euler", 30), ("heun", 15), ("flow_euler", 30), ("ddpm", 50), ("lcm", 4),
+    ("ddim", 50),
+    ("ddim", 20),
+    ("ddim", 10),
+    ("dpmpp_2m", 20),
+    ("dpmpp_2m", 10),
+    ("unipc", 10),
+    ("euler", 30),
+    ("heun", 15),
+    ("flow_euler", 30),
+    ("ddpm", 50),
+    ("lcm", 4),
 ]
 
 
@@ -48,11 +57,16 @@ def _autoencoder_rows(vae) -> list[dict]:
         small = F.interpolate(x, size=((h + 3) // 4, (w + 3) // 4), mode="bicubic", align_corners=False, antialias=True)
         bic = F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
         a, r, b = (x + 1) / 2, (rec + 1) / 2, (bic + 1) / 2
-        rows.append({
-            "photo": im.name, "size": f"{w}x{h}",
-            "tinysd PSNR dB": psnr(a, r).item(), "tinysd MS-SSIM": ms_ssim(a, r).item(),
-            "bicubic x4 PSNR dB": psnr(a, b).item(), "bicubic x4 MS-SSIM": ms_ssim(a, b).item(),
-        })
+        rows.append(
+            {
+                "photo": im.name,
+                "size": f"{w}x{h}",
+                "tinysd PSNR dB": psnr(a, r).item(),
+                "tinysd MS-SSIM": ms_ssim(a, r).item(),
+                "bicubic x4 PSNR dB": psnr(a, b).item(),
+                "bicubic x4 MS-SSIM": ms_ssim(a, b).item(),
+            }
+        )
     mean = {"photo": "**mean**", "size": ""}
     for k in rows[0]:
         if k not in mean:
@@ -76,25 +90,40 @@ def run(out_dir: str | Path, *, quick: bool = False) -> Path:
     torch.manual_seed(0)
     model = load_tinysd()
     report = Report(
-        "prior", "tinysd prior: autoencoder, denoiser and samplers on holdout photos", Path(out_dir),
+        "prior",
+        "tinysd prior: autoencoder, denoiser and samplers on holdout photos",
+        Path(out_dir),
         command="diffcore bench prior" + (" --quick" if quick else ""),
         intro=__doc__.split("\n\n", 1)[1].strip(),
     )
 
     # 1. autoencoder
     ae_rows = _autoencoder_rows(model.vae)
-    report.table("Autoencoder reconstruction (holdout photos, full resolution)", ae_rows,
-                 "RGB in [0, 1]. Goal: ≥ 28 dB PSNR. Bicubic keeps 3 values per 4×4 block, tinysd's latent 4.")
+    report.table(
+        "Autoencoder reconstruction (holdout photos, full resolution)",
+        ae_rows,
+        "RGB in [0, 1]. Goal: ≥ 28 dB PSNR. Bicubic keeps 3 values per 4×4 block, tinysd's latent 4.",
+    )
 
     # 2. denoiser
     lat = _holdout_latent_crops(model.vae, per_image=1 if quick else 4)
     with torch.no_grad():
         d = evaluate_denoiser(model.unet, lat)
     ts = sorted({int(k.rsplit("t", 1)[1]) for k in d})
-    den_rows = [{"t": t, "UNet ε-MSE": d[f"eps_mse_t{t}"], "no-skill ε-MSE": d[f"baseline_eps_mse_t{t}"],
-                 "UNet / no-skill": d[f"eps_mse_t{t}"] / d[f"baseline_eps_mse_t{t}"]} for t in ts]
-    report.table("Denoiser error on holdout latents", den_rows,
-                 f"{lat.shape[0]} random 32×32 latent crops (128×128 px) of the holdout photos, one noise draw per t.")
+    den_rows = [
+        {
+            "t": t,
+            "UNet ε-MSE": d[f"eps_mse_t{t}"],
+            "no-skill ε-MSE": d[f"baseline_eps_mse_t{t}"],
+            "UNet / no-skill": d[f"eps_mse_t{t}"] / d[f"baseline_eps_mse_t{t}"],
+        }
+        for t in ts
+    ]
+    report.table(
+        "Denoiser error on holdout latents",
+        den_rows,
+        f"{lat.shape[0]} random 32×32 latent crops (128×128 px) of the holdout photos, one noise draw per t.",
+    )
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(ts, [r["UNet ε-MSE"] for r in den_rows], "o-", label="tinysd UNet")
     ax.plot(ts, [r["no-skill ε-MSE"] for r in den_rows], "s--", label="no-skill baseline")
@@ -111,8 +140,9 @@ def run(out_dir: str | Path, *, quick: bool = False) -> Path:
     cfg = model.scheduler_config
 
     def job(name: str, steps: int):
-        return lambda: sample(model.unet, name, noise, steps=steps, base_config=cfg,
-                              generator=torch.Generator().manual_seed(1), progress=False)
+        return lambda: sample(
+            model.unet, name, noise, steps=steps, base_config=cfg, generator=torch.Generator().manual_seed(1), progress=False
+        )
 
     jobs = {f"{n}@{s}": job(n, s) for n, s in runs}
     reference = job("dpmpp_2m", 250 if not quick else 50)()
@@ -121,22 +151,31 @@ def run(out_dir: str | Path, *, quick: bool = False) -> Path:
     rows = []
     for (name, steps), key in zip(runs, jobs):
         spec = SAMPLERS[name]
-        rows.append({
-            "sampler": name, "steps": steps,
-            "time / DDIM-50": timing[key].ratio,
-            "IQR": f"{timing[key].ratio_iqr[0]:.3f}–{timing[key].ratio_iqr[1]:.3f}",
-            "seconds (4 imgs)": timing[key].seconds,
-            "GFLOPs (4 imgs)": count_flops(jobs[key]) / 1e9,
-            "rel. L2 vs ODE ref": relative_l2(outputs[key], reference).mean().item() if spec.deterministic else "stochastic",
-        })
-    report.table("Samplers (4 images of 128×128, same noise)", rows,
-                 "Time ratios are medians of per-repeat ratios, interleaved in one process. "
-                 "The ODE reference is DPM-Solver++ at 250 steps; stochastic samplers solve the reverse SDE instead.")
+        rows.append(
+            {
+                "sampler": name,
+                "steps": steps,
+                "time / DDIM-50": timing[key].ratio,
+                "IQR": f"{timing[key].ratio_iqr[0]:.3f}–{timing[key].ratio_iqr[1]:.3f}",
+                "seconds (4 imgs)": timing[key].seconds,
+                "GFLOPs (4 imgs)": count_flops(jobs[key]) / 1e9,
+                "rel. L2 vs ODE ref": relative_l2(outputs[key], reference).mean().item() if spec.deterministic else "stochastic",
+            }
+        )
+    report.table(
+        "Samplers (4 images of 128×128, same noise)",
+        rows,
+        "Time ratios are medians of per-repeat ratios, interleaved in one process. "
+        "The ODE reference is DPM-Solver++ at 250 steps; stochastic samplers solve the reverse SDE instead.",
+    )
 
-    grid = np.concatenate([
-        np.concatenate(list(((decode(model.vae, outputs[k]) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()), axis=1)
-        for k in jobs
-    ], axis=0)
+    grid = np.concatenate(
+        [
+            np.concatenate(list(((decode(model.vae, outputs[k]) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()), axis=1)
+            for k in jobs
+        ],
+        axis=0,
+    )
     fig, ax = plt.subplots(figsize=(6, 1.5 * len(jobs)))
     ax.imshow(grid)
     ax.set_yticks([64 + 128 * i for i in range(len(jobs))], list(jobs))

@@ -53,8 +53,16 @@ def generate(
     noise = initial_noise(n, size, seed=seed, channels=tinysd.latent_channels).to(dev)
     g = torch.Generator(device=dev).manual_seed(seed + 1)  # stochastic samplers' noise
     t0 = time.perf_counter()
-    z = sample(tinysd.unet, sampler, noise, steps=steps, base_config=tinysd.scheduler_config,
-               generator=g, progress=progress, callback=callback)
+    z = sample(
+        tinysd.unet,
+        sampler,
+        noise,
+        steps=steps,
+        base_config=tinysd.scheduler_config,
+        generator=g,
+        progress=progress,
+        callback=callback,
+    )
     x = decode(tinysd.vae, z)
     seconds = time.perf_counter() - t0
     images = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()

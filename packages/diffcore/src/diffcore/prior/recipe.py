@@ -96,13 +96,24 @@ def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Pa
     torch.manual_seed(recipe.seed)
     vae = build_autoencoder()
     cfg = TrainConfig(
-        steps=recipe.ae_steps, batch_size=recipe.ae_batch, lr=recipe.ae_lr, warmup_steps=100,
-        ema_decay=0.999, grad_clip=1.0, seed=recipe.seed, checkpoint_every=250, log_every=25,
+        steps=recipe.ae_steps,
+        batch_size=recipe.ae_batch,
+        lr=recipe.ae_lr,
+        warmup_steps=100,
+        ema_decay=0.999,
+        grad_clip=1.0,
+        seed=recipe.seed,
+        checkpoint_every=250,
+        log_every=25,
     )
     ds = RandomCrops([im.pixels for im in train_imgs], size=recipe.ae_crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
     result = train(
-        AutoencoderObjective(vae), ds, cfg, work / "autoencoder",
-        eval_fn=lambda obj, step: evaluate_autoencoder(obj.vae, holdout), eval_every=recipe.eval_every,
+        AutoencoderObjective(vae),
+        ds,
+        cfg,
+        work / "autoencoder",
+        eval_fn=lambda obj, step: evaluate_autoencoder(obj.vae, holdout),
+        eval_every=recipe.eval_every,
     )
     vae = result.objective.vae
     # SD-style latent scaling: unit variance of the training latents
@@ -112,14 +123,23 @@ def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Pa
     if not PartialState().is_main_process:  # under `accelerate launch`, one process writes
         return vae
     metrics = evaluate_autoencoder(vae, holdout)
-    save_model(vae, out / "autoencoder", {
-        "model": "tinysd autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
-        "data": desc, "train_images": [im.name for im in train_imgs], "holdout_images": [im.name for im in holdout],
-        "steps": cfg.steps, "seed": recipe.seed, "wall_time_s": round(result.wall_time_s, 1),
-        "config": asdict(cfg), "recipe": asdict(recipe),
-        "metrics": {**{k: round(v, 4) for k, v in metrics.items()}, "latent_scaling_factor": round(1.0 / std, 6)},
-        "command": "diffcore train prior --stage autoencoder",
-    })
+    save_model(
+        vae,
+        out / "autoencoder",
+        {
+            "model": "tinysd autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
+            "data": desc,
+            "train_images": [im.name for im in train_imgs],
+            "holdout_images": [im.name for im in holdout],
+            "steps": cfg.steps,
+            "seed": recipe.seed,
+            "wall_time_s": round(result.wall_time_s, 1),
+            "config": asdict(cfg),
+            "recipe": asdict(recipe),
+            "metrics": {**{k: round(v, 4) for k, v in metrics.items()}, "latent_scaling_factor": round(1.0 / std, 6)},
+            "command": "diffcore train prior --stage autoencoder",
+        },
+    )
     return vae
 
 
@@ -165,28 +185,46 @@ def train_unet(recipe: PriorRecipe, vae: AutoencoderKL, out: Path, work: Path, d
     unet = build_unet()
     sched = DDPMScheduler.from_config(SCHEDULER_CONFIG)
     cfg = TrainConfig(
-        steps=recipe.unet_steps, batch_size=recipe.unet_batch, lr=recipe.unet_lr, warmup_steps=200,
-        ema_decay=0.999, grad_clip=1.0, seed=recipe.seed, checkpoint_every=250, log_every=25,
+        steps=recipe.unet_steps,
+        batch_size=recipe.unet_batch,
+        lr=recipe.unet_lr,
+        warmup_steps=200,
+        ema_decay=0.999,
+        grad_clip=1.0,
+        seed=recipe.seed,
+        checkpoint_every=250,
+        log_every=25,
     )
     ds = LatentCrops(maps, size=recipe.unet_crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
     hold = holdout_latents(vae, holdout)
     result = train(
-        DenoiserObjective(unet, sched), ds, cfg, work / "unet",
-        eval_fn=lambda obj, step: evaluate_denoiser(obj.unet, hold), eval_every=recipe.eval_every,
+        DenoiserObjective(unet, sched),
+        ds,
+        cfg,
+        work / "unet",
+        eval_fn=lambda obj, step: evaluate_denoiser(obj.unet, hold),
+        eval_every=recipe.eval_every,
     )
     unet = result.objective.unet
     if not PartialState().is_main_process:
         return unet
     with torch.no_grad():
         metrics = evaluate_denoiser(unet, hold)
-    save_model(unet, out / "unet", {
-        "model": "tinysd denoiser (diffusers UNet2DModel, epsilon prediction)",
-        "data": desc + "; latents of the training photos and their mirror images",
-        "steps": cfg.steps, "seed": recipe.seed, "wall_time_s": round(result.wall_time_s, 1),
-        "config": asdict(cfg), "recipe": asdict(recipe),
-        "metrics": {k: round(v, 5) for k, v in metrics.items()},
-        "command": "diffcore train prior --stage unet",
-    })
+    save_model(
+        unet,
+        out / "unet",
+        {
+            "model": "tinysd denoiser (diffusers UNet2DModel, epsilon prediction)",
+            "data": desc + "; latents of the training photos and their mirror images",
+            "steps": cfg.steps,
+            "seed": recipe.seed,
+            "wall_time_s": round(result.wall_time_s, 1),
+            "config": asdict(cfg),
+            "recipe": asdict(recipe),
+            "metrics": {k: round(v, 5) for k, v in metrics.items()},
+            "command": "diffcore train prior --stage unet",
+        },
+    )
     sched.save_pretrained(out / "scheduler")
     return unet
 
@@ -202,8 +240,14 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("seed", "ae_steps", "ae_batch", "unet_steps", "unet_batch", "eval_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     a = p.parse_args(argv)
-    recipe = PriorRecipe(seed=a.seed, ae_steps=a.ae_steps, ae_batch=a.ae_batch, unet_steps=a.unet_steps,
-                         unet_batch=a.unet_batch, eval_every=a.eval_every)
+    recipe = PriorRecipe(
+        seed=a.seed,
+        ae_steps=a.ae_steps,
+        ae_batch=a.ae_batch,
+        unet_steps=a.unet_steps,
+        unet_batch=a.unet_batch,
+        eval_every=a.eval_every,
+    )
     t0 = time.perf_counter()
     if a.stage in ("autoencoder", "all"):
         vae = train_autoencoder(recipe, a.out, a.work, a.data)

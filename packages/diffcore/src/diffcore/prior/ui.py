@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import threading
 
-from diffcore.offline_gradio import gr
-
 from diffcore.errors import DiffcoreError
+from diffcore.offline_gradio import gr
 from diffcore.sampling import SAMPLERS, list_samplers
 from diffcore.zoo import TinySD, load_tinysd
 
@@ -34,7 +33,12 @@ def _run(sampler: str, steps: float, seed: float, n: float, size: float, progres
         progress(0, desc="loading tinysd")
         model = _tinysd()
         out = generate(
-            model, sampler=sampler, steps=steps_i, seed=seed_i, n=n_i, size=size_i,
+            model,
+            sampler=sampler,
+            steps=steps_i,
+            seed=seed_i,
+            n=n_i,
+            size=size_i,
             callback=lambda i, t, z: progress((i + 1, steps_i), desc=f"{sampler} step"),
         )
     except DiffcoreError as e:
@@ -59,7 +63,9 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=1):
                 sampler = gr.Dropdown(
                     choices=[(f"{n} — {SAMPLERS[n].description}", n) for n in list_samplers()],
-                    value="dpmpp_2m", label="Sampler", elem_id="prior-sampler",
+                    value="dpmpp_2m",
+                    label="Sampler",
+                    elem_id="prior-sampler",
                 )
                 steps = gr.Slider(1, 100, value=20, step=1, label="Steps", elem_id="prior-steps")
                 seed = gr.Number(value=0, precision=0, label="Seed", elem_id="prior-seed")

@@ -69,8 +69,7 @@ def _fresh_scheduler(scheduler: str | SchedulerMixin, base_config: Mapping[str, 
         fresh = copy.deepcopy(scheduler)
     else:
         raise InvalidInputError(
-            "scheduler must be a sampler name (see list_samplers()) or a diffusers scheduler, "
-            f"got {type(scheduler).__name__}"
+            f"scheduler must be a sampler name (see list_samplers()) or a diffusers scheduler, got {type(scheduler).__name__}"
         )
     if isinstance(fresh, FlowMatchEulerDiscreteScheduler):
         return VPFlowBridge(fresh, base_config)

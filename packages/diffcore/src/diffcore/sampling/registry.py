@@ -57,9 +57,7 @@ class SamplerSpec:
 
 #: name -> spec; extend with :func:`register_sampler`
 SAMPLERS: dict[str, SamplerSpec] = {
-    "ddpm": SamplerSpec(
-        DDPMScheduler, deterministic=False, description="DDPM ancestral sampling (Ho et al. 2020, alg. 2)."
-    ),
+    "ddpm": SamplerSpec(DDPMScheduler, deterministic=False, description="DDPM ancestral sampling (Ho et al. 2020, alg. 2)."),
     "ddim": SamplerSpec(DDIMScheduler, deterministic=True, description="DDIM with eta=0 (Song et al. 2021, eq. 12)."),
     "dpmpp_2m": SamplerSpec(
         DPMSolverMultistepScheduler,

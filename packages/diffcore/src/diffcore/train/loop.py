@@ -129,7 +129,9 @@ class _GlobalBatchSampler(Sampler[int]):
         return (self.steps - self.start) * self.b
 
 
-def _write_checkpoint(out: Path, step: int, objective: nn.Module, optimizer, lr_sched, ema, rank: int, world: int, accelerator) -> None:
+def _write_checkpoint(
+    out: Path, step: int, objective: nn.Module, optimizer, lr_sched, ema, rank: int, world: int, accelerator
+) -> None:
     from safetensors.torch import save_file
 
     final, tmp = out / "checkpoint", out / "checkpoint.tmp"
@@ -170,9 +172,7 @@ def _read_checkpoint(ckpt: Path, objective: nn.Module, optimizer, lr_sched, ema,
         if rng.exists():
             torch.set_rng_state(torch.load(rng, weights_only=True))
     except (OSError, KeyError, RuntimeError, ValueError) as e:
-        raise CheckpointError(
-            f"cannot resume from {ckpt}: {e}. Delete that folder to start over, or pass resume=False."
-        ) from e
+        raise CheckpointError(f"cannot resume from {ckpt}: {e}. Delete that folder to start over, or pass resume=False.") from e
     return int(state["step"])
 
 
@@ -219,9 +219,7 @@ def train(
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     # Stepped by hand once per step: accelerate's wrapper would step it once per process.
-    lr_sched = get_scheduler(
-        config.lr_schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps
-    )
+    lr_sched = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps)
     ema = EMAModel(params, decay=config.ema_decay) if config.ema_decay is not None else None
 
     start = 0
@@ -314,4 +312,3 @@ def train(
     if accelerator.is_main_process:
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     return TrainResult(final, log, time.perf_counter() - t0, step, start)
-
