@@ -1,11 +1,12 @@
 """Training recipe of tinysd: ``diffcore train prior`` regenerates the shipped weights.
 
-Two stages, each a run of :func:`diffcore.train.train`:
+Two stages (three runs of :func:`diffcore.train.train`):
 
 1. **autoencoder** — random 64² crops of the training photos, KL-regularised
-   MSE (:class:`AutoencoderObjective`); evaluated by full-resolution PSNR on the
-   holdout photos. Its latent scaling factor (1 / std of the training latents,
-   as SD's 0.18215) is then stored in its config.
+   MSE (:class:`AutoencoderObjective`), then a second, colour-only phase at a
+   lower rate (the pool's grayscale photos bias the decoder's hues); evaluated
+   by full-resolution PSNR on the holdout photos. Its latent scaling factor
+   (1 / std of the training latents, as SD's 0.18215) is then stored in its config.
 2. **unet** — every training photo (and its mirror image) is encoded once;
    the denoiser trains on random 16² crops of those latent maps
    (:class:`DenoiserObjective`, ε-prediction, SD's noise schedule).
@@ -18,6 +19,7 @@ data-parallel unchanged: ``accelerate launch -m diffcore.cli train prior``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +51,8 @@ class PriorRecipe:
     ae_batch: int = 16
     ae_crop: int = 64  # pixels
     ae_lr: float = 2e-3
+    ae_tune_steps: int = 1500  # colour-only second phase
+    ae_tune_lr: float = 5e-4
     unet_steps: int = 4000
     unet_batch: int = 32
     unet_crop: int = 16  # latent pixels (64 image pixels)
@@ -91,31 +95,53 @@ def evaluate_autoencoder(vae: AutoencoderKL, holdout: list) -> dict[str, float]:
     return out
 
 
+def _is_gray(pixels) -> bool:
+    return bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
+
+
+def _logged_seconds(run_dir: Path) -> float:
+    """Wall time a (possibly resumed) run logged, from its log.jsonl."""
+    log = run_dir / "log.jsonl"
+    times = [json.loads(line).get("time_s", 0.0) for line in log.read_text().splitlines() if line.strip()]
+    return max(times, default=0.0)
+
+
 def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Path | None = None) -> AutoencoderKL:
     train_imgs, holdout, desc = split_images(data)
     torch.manual_seed(recipe.seed)
     vae = build_autoencoder()
-    cfg = TrainConfig(
-        steps=recipe.ae_steps,
-        batch_size=recipe.ae_batch,
-        lr=recipe.ae_lr,
-        warmup_steps=100,
-        ema_decay=0.999,
-        grad_clip=1.0,
-        seed=recipe.seed,
-        checkpoint_every=250,
-        log_every=25,
-    )
-    ds = RandomCrops([im.pixels for im in train_imgs], size=recipe.ae_crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
-    result = train(
-        AutoencoderObjective(vae),
-        ds,
-        cfg,
-        work / "autoencoder",
-        eval_fn=lambda obj, step: evaluate_autoencoder(obj.vae, holdout),
-        eval_every=recipe.eval_every,
-    )
-    vae = result.objective.vae
+
+    def phase(vae: AutoencoderKL, images: list, steps: int, lr: float, name: str) -> AutoencoderKL:
+        cfg = TrainConfig(
+            steps=steps,
+            batch_size=recipe.ae_batch,
+            lr=lr,
+            warmup_steps=min(100, steps // 10),
+            ema_decay=0.999,
+            grad_clip=1.0,
+            seed=recipe.seed,
+            checkpoint_every=250,
+            log_every=25,
+        )
+        ds = RandomCrops([im.pixels for im in images], size=recipe.ae_crop, length=steps * cfg.batch_size, seed=recipe.seed)
+        result = train(
+            AutoencoderObjective(vae),
+            ds,
+            cfg,
+            work / name,
+            eval_fn=lambda obj, step: evaluate_autoencoder(obj.vae, holdout),
+            eval_every=recipe.eval_every,
+        )
+        return result.objective.vae
+
+    # phase 1: every training photo; phase 2: colour photos only, at a lower rate. The pool's
+    # grayscale photos (R = G = B) teach the decoder channel correlations that shift the hue
+    # of saturated colours; the second phase removes that bias.
+    vae = phase(vae, train_imgs, recipe.ae_steps, recipe.ae_lr, "autoencoder")
+    colour = [im for im in train_imgs if not _is_gray(im.pixels)]
+    if recipe.ae_tune_steps and colour:
+        vae = phase(vae, colour, recipe.ae_tune_steps, recipe.ae_tune_lr, "autoencoder_colour")
+    wall = sum(_logged_seconds(work / n) for n in ("autoencoder", "autoencoder_colour") if (work / n / "log.jsonl").exists())
     # SD-style latent scaling: unit variance of the training latents
     lat = [encode(vae, to_tensor(im.pixels)[None], scaled=False) for im in train_imgs]
     std = torch.cat([z.flatten() for z in lat]).std().item()
@@ -131,10 +157,10 @@ def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Pa
             "data": desc,
             "train_images": [im.name for im in train_imgs],
             "holdout_images": [im.name for im in holdout],
-            "steps": cfg.steps,
+            "colour_phase_images": [im.name for im in colour],
+            "steps": recipe.ae_steps + (recipe.ae_tune_steps if colour else 0),
             "seed": recipe.seed,
-            "wall_time_s": round(result.wall_time_s, 1),
-            "config": asdict(cfg),
+            "wall_time_s": round(wall, 1),
             "recipe": asdict(recipe),
             "metrics": {**{k: round(v, 4) for k, v in metrics.items()}, "latent_scaling_factor": round(1.0 / std, 6)},
             "command": "diffcore train prior --stage autoencoder",
@@ -237,12 +263,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path, default=Path("runs/prior"), help="checkpoints and logs (resumable)")
     p.add_argument("--data", default=None, help="a folder of your own images instead of the offline pool")
     defaults = PriorRecipe()
-    for name in ("seed", "ae_steps", "ae_batch", "unet_steps", "unet_batch", "eval_every"):
+    for name in ("seed", "ae_steps", "ae_tune_steps", "ae_batch", "unet_steps", "unet_batch", "eval_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     a = p.parse_args(argv)
     recipe = PriorRecipe(
         seed=a.seed,
         ae_steps=a.ae_steps,
+        ae_tune_steps=a.ae_tune_steps,
         ae_batch=a.ae_batch,
         unet_steps=a.unet_steps,
         unet_batch=a.unet_batch,
