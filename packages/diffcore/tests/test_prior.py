@@ -33,7 +33,7 @@ def test_autoencoder_reconstructs_holdout_photo_any_size(tinysd):
     x = to_tensor(img.pixels)[None]
     rec = decode(tinysd.vae, encode(tinysd.vae, x), size=x.shape[-2:])
     assert rec.shape == x.shape
-    assert psnr((x + 1) / 2, (rec + 1) / 2).item() > 26.0
+    assert psnr((x + 1) / 2, (rec + 1) / 2).item() > 30.0  # measured 31.2 dB
 
 
 def test_denoiser_beats_no_skill_baseline_at_every_t(tinysd):
