@@ -4,7 +4,7 @@ Two stages (three runs of :func:`diffcore.train.train`):
 
 1. **autoencoder** — random 64² crops of the training photos, KL-regularised
    MSE (:class:`AutoencoderObjective`), then a second, colour-only phase at a
-   lower rate (the pool's grayscale photos bias the decoder's hues); evaluated
+   lower rate (aimed at hue errors on saturated colours; it gained little); evaluated
    by full-resolution PSNR on the holdout photos. Its latent scaling factor
    (1 / std of the training latents, as SD's 0.18215) is then stored in its config.
 2. **unet** — every training photo (and its mirror image) is encoded once;
@@ -134,9 +134,9 @@ def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Pa
         )
         return result.objective.vae
 
-    # phase 1: every training photo; phase 2: colour photos only, at a lower rate. The pool's
-    # grayscale photos (R = G = B) teach the decoder channel correlations that shift the hue
-    # of saturated colours; the second phase removes that bias.
+    # phase 1: every training photo; phase 2: colour photos only, at a lower rate, aimed at
+    # the hue shift of saturated colours (10 of the 18 training photos are grayscale). Measured
+    # on the shipped run: holdout mean 26.36 -> 26.38 dB; flower stays at 22.7 dB.
     vae = phase(vae, train_imgs, recipe.ae_steps, recipe.ae_lr, "autoencoder")
     colour = [im for im in train_imgs if not _is_gray(im.pixels)]
     if recipe.ae_tune_steps and colour:
