@@ -10,6 +10,7 @@ safetensors only: a folder holding a pickle-based file (``.bin``, ``.pt``,
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -35,18 +36,24 @@ def _render_card(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_model(model: Any, path: str | Path, card: dict[str, Any]) -> Path:
+def save_model(model: Any, path: str | Path, card: dict[str, Any], *, storage_dtype: Any = None) -> Path:
     """Save a diffusers ``ModelMixin`` with its training card into ``path``.
 
     ``card`` must name at least ``data``, ``steps``, ``seed``, ``wall_time_s``
-    and ``metrics``. Files are written next to their final names and renamed
-    into place, so a crash never leaves a half-written weights file.
+    and ``metrics``. With ``storage_dtype`` (e.g. ``torch.float16``) the
+    weights are stored in that dtype (half the bytes) and the card says so;
+    :func:`load_model` casts them back with ``torch_dtype``. Files are written
+    next to their final names and renamed into place, so a crash never leaves a
+    half-written weights file.
     """
     missing = {"data", "steps", "seed", "wall_time_s", "metrics"} - card.keys()
     if missing:
         raise ValueError(f"training card lacks {sorted(missing)}")
     out = Path(path)
     tmp = out.with_name(out.name + ".tmp")
+    if storage_dtype is not None:
+        card = {**card, "storage_dtype": str(storage_dtype).removeprefix("torch.")}
+        model = copy.deepcopy(model).to(storage_dtype)
     model.save_pretrained(tmp, safe_serialization=True)
     (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     (tmp / CARD_MD).write_text(_render_card(card))

@@ -182,7 +182,7 @@ def run(out_dir: str | Path, *, quick: bool = False) -> Path:
     ax.set_xticks([])
     ax.set_title("tinysd samples (same noise per column)")
     fig.tight_layout()
-    fig.savefig(report.plot_path("samples"), dpi=100)
+    fig.savefig(report.plot_path("samples"), dpi=72)
     plt.close(fig)
     report.image("Samples", report.plot_path("samples"))
     return report.write()

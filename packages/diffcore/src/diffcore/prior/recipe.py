@@ -165,6 +165,7 @@ def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Pa
             "metrics": {**{k: round(v, 4) for k, v in metrics.items()}, "latent_scaling_factor": round(1.0 / std, 6)},
             "command": "diffcore train prior --stage autoencoder",
         },
+        storage_dtype=torch.float16,
     )
     return vae
 
@@ -250,6 +251,7 @@ def train_unet(recipe: PriorRecipe, vae: AutoencoderKL, out: Path, work: Path, d
             "metrics": {k: round(v, 5) for k, v in metrics.items()},
             "command": "diffcore train prior --stage unet",
         },
+        storage_dtype=torch.float16,
     )
     sched.save_pretrained(out / "scheduler")
     return unet
