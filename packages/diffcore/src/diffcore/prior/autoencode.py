@@ -48,3 +48,9 @@ def decode(
     if size is not None:
         x = x[..., : size[0], : size[1]]
     return x
+
+
+@torch.no_grad()
+def reconstruct(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
+    """Encode then decode (posterior mean), same size out as in: (B, 3, H, W) in [-1, 1]."""
+    return decode(vae, encode(vae, images, scaled=False), size=tuple(images.shape[-2:]), scaled=False)

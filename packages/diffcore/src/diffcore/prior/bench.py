@@ -26,7 +26,7 @@ import torch.nn.functional as F  # noqa: E402
 from diffcore.bench import Report, count_flops, time_paired  # noqa: E402
 from diffcore.data import load_pool, to_tensor  # noqa: E402
 from diffcore.metrics import ms_ssim, psnr, relative_l2  # noqa: E402
-from diffcore.prior.autoencode import decode, encode  # noqa: E402
+from diffcore.prior.autoencode import decode, encode, reconstruct  # noqa: E402
 from diffcore.prior.generate import initial_noise  # noqa: E402
 from diffcore.prior.recipe import evaluate_denoiser  # noqa: E402
 from diffcore.sampling import SAMPLERS, sample  # noqa: E402
@@ -53,7 +53,7 @@ def _autoencoder_rows(vae) -> list[dict]:
     for im in load_pool("holdout"):
         x = to_tensor(im.pixels)[None]  # (1, 3, H, W)
         h, w = x.shape[-2:]
-        rec = decode(vae, encode(vae, x, scaled=False), size=(h, w), scaled=False)
+        rec = reconstruct(vae, x)
         small = F.interpolate(x, size=((h + 3) // 4, (w + 3) // 4), mode="bicubic", align_corners=False, antialias=True)
         bic = F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
         a, r, b = (x + 1) / 2, (rec + 1) / 2, (bic + 1) / 2

@@ -31,7 +31,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 from diffcore.checkpoint import load_model, save_model
 from diffcore.data import LatentCrops, RandomCrops, load_folder, load_pool, to_tensor
 from diffcore.metrics import ms_ssim, psnr
-from diffcore.prior.autoencode import decode, encode
+from diffcore.prior.autoencode import encode, reconstruct
 from diffcore.prior.models import SCHEDULER_CONFIG, build_autoencoder, build_unet
 from diffcore.prior.objectives import AutoencoderObjective, DenoiserObjective
 from diffcore.train import TrainConfig, train
@@ -84,7 +84,7 @@ def evaluate_autoencoder(vae: AutoencoderKL, holdout: list) -> dict[str, float]:
     ps, ms = [], []
     for im in holdout:
         x = to_tensor(im.pixels)[None]  # (1, 3, H, W)
-        rec = decode(vae, encode(vae, x, scaled=False), size=x.shape[-2:], scaled=False)
+        rec = reconstruct(vae, x)
         a, b = (x + 1) / 2, (rec + 1) / 2
         ps.append(psnr(a, b).item())
         if min(x.shape[-2:]) >= MS_SSIM_MIN_SIDE:
