@@ -11,10 +11,14 @@ safetensors only: a folder holding a pickle-based file (``.bin``, ``.pt``,
 from __future__ import annotations
 
 import copy
+import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
 from typing import Any, TypeVar
+
+import torch
 
 from diffcore.errors import CheckpointError, PickleRefusedError
 
@@ -103,3 +107,16 @@ def load_card(path: str | Path) -> dict[str, Any]:
         return json.loads(f.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"cannot read training card {f}: {e}") from e
+
+
+def model_hash(model: torch.nn.Module) -> str:
+    """SHA-256 over a model's parameter and buffer names, shapes, dtypes and values (hex, 16 chars).
+
+    Fitted artifacts (cache schedules, quantization state) carry it, so one
+    fitted on other weights is refused rather than silently misapplied.
+    """
+    h = hashlib.sha256()
+    for name, t in itertools.chain(model.named_parameters(), model.named_buffers()):
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

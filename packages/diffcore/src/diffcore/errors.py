@@ -29,6 +29,15 @@ class PickleRefusedError(CheckpointError):
     """A checkpoint is in a pickle-based format, which diffcore never loads."""
 
 
+class ArtifactMismatchError(DiffcoreError, ValueError):
+    """A fitted artifact (cache schedule, quantization state) does not fit this model or sampler.
+
+    Raised when its model hash differs from the model's, or its sampler and
+    step count differ from the run's: refit it on this model (the message
+    names the command).
+    """
+
+
 class DataError(DiffcoreError):
     """A dataset could not be built: no readable images, images too small …"""
 

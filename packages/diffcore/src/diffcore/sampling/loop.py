@@ -19,6 +19,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tqdm.auto import tqdm
 
+from diffcore.cache.core import active as active_cache
 from diffcore.errors import InvalidInputError
 from diffcore.prior.models import SCHEDULER_CONFIG
 from diffcore.sampling.flow import VPFlowBridge
@@ -175,8 +176,9 @@ def sample(
         cond: conditioning passed to the denoiser, or ``(cond, uncond)`` with ``guidance``.
         guidance: classifier-free guidance scale ``g``: output ``u + g·(c − u)``,
             cond and uncond batched into one model call.
-        cache: a context manager held open around the whole loop (e.g. a cache
-            that patches the model), or ``None``. Independently, a diffusers
+        cache: a context manager held open around the whole loop, or ``None``.
+            Independently, a model with a :mod:`diffcore.cache` applied gets a
+            fresh cache session for this run (per-call state), and a diffusers
             ``CacheMixin`` model gets each call wrapped in ``model.cache_context``
             and its cache state reset when the loop ends.
         generator: for stochastic samplers' per-step noise.
@@ -217,6 +219,10 @@ def sample(
     with ExitStack() as stack:
         if cache is not None:
             stack.enter_context(cache)
+        feature_cache = active_cache(model)
+        if feature_cache is not None:  # a diffcore.cache on the model: this run's own state
+            name = scheduler if isinstance(scheduler, str) else type(sched).__name__
+            stack.enter_context(feature_cache.session(num_calls=len(timesteps), sampler=name))
         try:
             for i, t in enumerate(tqdm(timesteps, desc=type(sched).__name__, disable=not progress, leave=False)):
                 x_in = sched.scale_model_input(x, t)  # (B, C, H, W)
