@@ -1,4 +1,4 @@
-"""Shipped models. ``load_tinysd()`` returns the shared image prior."""
+"""Shipped models. ``load_tinysd()`` returns the shared image prior, ``load_tinydit()`` the small DiT."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from diffusers import AutoencoderKL, UNet2DModel
 
 from diffcore.checkpoint import load_model
 from diffcore.errors import InvalidInputError
+from diffcore.prior.dit import TinyDiT, load_tinydit
+
+__all__ = ["TinyDiT", "TinySD", "load_tinydit", "load_tinysd"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 

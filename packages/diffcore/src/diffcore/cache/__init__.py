@@ -6,10 +6,20 @@ UNet caches (diffusers has none): :class:`DeepCacheConfig` (DeepCache),
 diffusers' own hooks under the same verb, and TeaCache (:mod:`diffcore.cache.dit`).
 """
 
+from diffusers.hooks import (
+    FasterCacheConfig,
+    FirstBlockCacheConfig,
+    MagCacheConfig,
+    PyramidAttentionBroadcastConfig,
+    TaylorSeerCacheConfig,
+)
+
 from diffcore.cache.core import CacheHandle, CallState, active, apply, register_cache, remove
 from diffcore.cache.deepcache import DeepCacheConfig
+from diffcore.cache.dit import dit_cache_suite
 from diffcore.cache.faster import EncoderPropagationConfig
 from diffcore.cache.reuse import fraction_computed, top_level_blocks
+from diffcore.cache.teacache import TeaCacheConfig, fit_teacache
 
 _SEARCH = ("CacheSchedule", "Calibration", "Profile", "dp_schedule", "evolve_schedules", "fit_correction", "profile")
 
@@ -29,6 +39,14 @@ __all__ = [
     "CallState",
     "DeepCacheConfig",
     "EncoderPropagationConfig",
+    "FasterCacheConfig",
+    "FirstBlockCacheConfig",
+    "MagCacheConfig",
+    "PyramidAttentionBroadcastConfig",
+    "TaylorSeerCacheConfig",
+    "TeaCacheConfig",
+    "dit_cache_suite",
+    "fit_teacache",
     "active",
     "apply",
     "fraction_computed",
