@@ -32,3 +32,22 @@ def test_quick_prior_benchmark_writes_report(tmp_path):
     assert (tmp_path / "prior.json").exists()
     assert (tmp_path / "prior_denoiser.png").stat().st_size > 1000
     assert (tmp_path / "prior_samples.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_quick_accel_benchmark_writes_report(tmp_path):
+    """Every row of the acceleration benchmark runs; DeepCache ours vs the PyPI package agree in the report."""
+    import json
+
+    assert main(["bench", "accel", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "accel.json").read_text())["results"]
+    ddim = next(rows for title, rows in data.items() if title.startswith("tinysd UNet, ddim"))
+    by_name = {r["variant"]: r for r in ddim}
+    for n in (2, 3, 5):
+        ours, peer = by_name[f"DeepCache N={n} (ours)"], by_name[f"DeepCache N={n} (PyPI DeepCache)"]
+        assert ours["latent rel. L2"] == peer["latent rel. L2"] > 0
+    assert by_name["full compute"]["latent rel. L2"] == 0
+    dit = next(rows for title, rows in data.items() if title.startswith("tinydit"))
+    assert {"FirstBlockCache(0.05)", "TeaCache(0.05)"} <= {r["variant"] for r in dit}
+    assert (tmp_path / "accel_pareto.png").stat().st_size > 1000
+    assert (tmp_path / "accel_search.png").stat().st_size > 1000

@@ -1,7 +1,8 @@
 """The hub in a real browser: Debian's Chromium driven by Playwright.
 
 Starts ``diffsuite`` on a free loopback port, opens the page, checks there is a
-tab for every installed domain, and generates one sample on the Prior tab.
+tab for every installed domain, generates one sample on the Prior tab and runs one
+comparison on the Sampler lab tab.
 Skipped when Chromium is missing, unless DIFFSUITE_REQUIRE_BROWSER=1 (CI).
 """
 
@@ -94,5 +95,31 @@ def test_hub_tabs_and_prior_sample(hub_url, tmp_path):
             expect(page.locator("#prior-info")).to_contain_text("1 sample, 128×128 px", timeout=30_000)
             expect(page.locator("#prior-info")).to_contain_text("4 steps")
             page.screenshot(path=str(Path(tmp_path) / "hub.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_sampler_lab_compares_side_by_side(hub_url, tmp_path):
+    """The Sampler lab tab: DeepCache N=2 against full compute, with the speed-up and error shown."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(hub_url, timeout=60_000)
+            page.get_by_role("tab", name="Sampler lab").click()
+            page.locator("#lab-steps input[type=number]").fill("8")
+            page.locator("#lab-steps input[type=number]").press("Enter")
+            page.locator("#lab-n input[type=number]").fill("1")
+            page.locator("#lab-n input[type=number]").press("Enter")
+            page.locator("#lab-cache input").click()
+            page.get_by_role("option", name="DeepCache N=2", exact=True).click()
+            page.locator("#lab-run").click()
+            expect(page.locator("#lab-full img").first).to_be_visible(timeout=120_000)
+            expect(page.locator("#lab-fast img").first).to_be_visible(timeout=30_000)
+            expect(page.locator("#lab-info")).to_contain_text("DeepCache N=2 + none: speed-up", timeout=30_000)
+            expect(page.locator("#lab-info")).to_contain_text("PSNR")
+            page.screenshot(path=str(Path(tmp_path) / "lab.png"), full_page=True)
         finally:
             browser.close()

@@ -110,13 +110,17 @@ def load_card(path: str | Path) -> dict[str, Any]:
 
 
 def model_hash(model: torch.nn.Module) -> str:
-    """SHA-256 over a model's parameter and buffer names, shapes, dtypes and values (hex, 16 chars).
+    """SHA-256 (hex) over every parameter's and buffer's name, dtype, shape and bytes, in name order.
 
-    Fitted artifacts (cache schedules, quantization state) carry it, so one
-    fitted on other weights is refused rather than silently misapplied.
+    Two models hash equal iff they hold the same tensors under the same names,
+    whatever their class or device. Fitted artifacts (cache schedules,
+    quantization state) record it, and applying one to a model with another
+    hash is refused. Hash the float model: a quantized model holds other weights.
     """
     h = hashlib.sha256()
-    for name, t in itertools.chain(model.named_parameters(), model.named_buffers()):
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    named = dict(itertools.chain(model.named_parameters(), model.named_buffers()))
+    for name in sorted(named):
+        t = named[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
