@@ -261,3 +261,27 @@ def test_evolved_front_is_non_dominated(tinysd, small_profile):
     assert len(front) >= 2
     assert all(not search._dominates(p, q) for p in pts for q in pts)
     assert pts == sorted(pts)
+
+
+def test_schedule_loader_fuzz(tmp_path):
+    """Seeded byte flips in a shipped schedule: every file either loads as a valid schedule or raises CheckpointError."""
+    import random
+
+    from diffcore.lab.schedules import list_schedules
+
+    raw = bytearray(next(iter(list_schedules().values())).read_bytes())
+    rng = random.Random(0)
+    refused = 0
+    for i in range(60):
+        data = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path = tmp_path / f"f{i}.json"
+        path.write_bytes(bytes(data))
+        try:
+            sched = search.CacheSchedule.load(path)
+        except CheckpointError:
+            refused += 1
+            continue
+        assert sched.recompute[0] and sched.num_calls == len(sched.recompute)
+    assert refused > 30

@@ -54,35 +54,48 @@ class Variant:
     note: str = ""
 
 
-def _cached(model: torch.nn.Module, config: Any, fn: Callable[[], torch.Tensor], frac: list[float]) -> Callable[[], torch.Tensor]:
-    """``fn`` run with ``config`` applied to ``model`` (applied and removed around each call)."""
+def _cached(
+    model: torch.nn.Module,
+    config: Any,
+    run: Callable[[torch.nn.Module], Callable[[], torch.Tensor]],
+    frac: list[float],
+    *,
+    own: bool = False,
+) -> Callable[[], torch.Tensor]:
+    """Sampling with ``config`` applied, once, to a copy of ``model`` (``own``: to ``model`` itself).
 
-    def run() -> torch.Tensor:
-        with cache.apply(model, config) as h:
-            out = fn()
-        if h.last_state is not None and h.last_state.log and hasattr(model, "down_blocks"):
-            frac[:] = [cache.fraction_computed(model, h.last_state.log)]
+    Applying happens outside the timed call (a searched schedule hashes the
+    weights when applied); each run opens its own cache session, as in serving.
+    """
+    target = model if own else copy.deepcopy(model)
+    handle = cache.apply(target, config)
+    fn = run(target)
+
+    def timed() -> torch.Tensor:
+        out = fn()
+        log = handle.last_state.log if handle.last_state is not None else []
+        if log and hasattr(target, "down_blocks"):
+            frac[:] = [cache.fraction_computed(target, log)]
         return out
 
-    return run
+    return timed
 
 
 def _deepcache_pkg(unet: torch.nn.Module, sampler: str, steps: int, cfg: dict, noise: torch.Tensor, interval: int, branch: int):
-    """The PyPI ``DeepCache`` package's own helper driving tinysd (it needs only ``.unet`` and ``.scheduler``)."""
+    """The PyPI ``DeepCache`` package's own helper driving a copy of tinysd (it needs only ``.unet`` and ``.scheduler``).
+
+    Enabled once, like ours; its uniform schedule restarts at the first
+    timestep of every run, so consecutive runs are independent.
+    """
     from DeepCache import DeepCacheSDHelper
 
-    def run() -> torch.Tensor:
-        sched = make_scheduler(sampler, cfg)
-        sched.set_timesteps(steps)
-        helper = DeepCacheSDHelper(pipe=SimpleNamespace(unet=unet, scheduler=sched))
-        helper.set_params(cache_interval=interval, cache_branch_id=branch)
-        helper.enable()
-        try:
-            return sample(lambda x, t, c: unet(x, t[0]).sample, sched, noise, steps=steps, progress=False, base_config=cfg)
-        finally:
-            helper.disable()
-
-    return run
+    copy_unet = copy.deepcopy(unet)
+    sched = make_scheduler(sampler, cfg)
+    sched.set_timesteps(steps, device=noise.device)
+    helper = DeepCacheSDHelper(pipe=SimpleNamespace(unet=copy_unet, scheduler=sched))
+    helper.set_params(cache_interval=interval, cache_branch_id=branch)
+    helper.enable()
+    return lambda: sample(lambda x, t, c: copy_unet(x, t[0]).sample, sched, noise, steps=steps, progress=False, base_config=cfg)
 
 
 def _images(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
@@ -98,7 +111,8 @@ def _mosaic(x: torch.Tensor) -> torch.Tensor:
 
 
 def _quality(vae: torch.nn.Module, out: torch.Tensor, ref: torch.Tensor, ref_img: torch.Tensor) -> dict[str, Any]:
-    img = _images(vae, out)
+    img = _images(vae, out).cpu()
+    out, ref = out.cpu(), ref.cpu()
     m_img, m_ref = _mosaic(img), _mosaic(ref_img)
     return {
         "latent rel. L2": float(relative_l2(out, ref).mean()),
@@ -122,8 +136,9 @@ def _measure(vae: torch.nn.Module, variants: list[Variant], *, repeats: int) -> 
         out, flops = _count(v.run)
         results[v.name] = (out, flops)
     ref, ref_flops = results[variants[0].name]
-    ref_img = _images(vae, ref)
-    timing = time_paired({v.name: v.run for v in variants}, baseline=variants[0].name, repeats=repeats, warmup=1)
+    ref_img = _images(vae, ref).cpu()
+    sync = torch.cuda.synchronize if ref.is_cuda else None
+    timing = time_paired({v.name: v.run for v in variants}, baseline=variants[0].name, repeats=repeats, warmup=1, sync=sync)
     rows = []
     for v in variants:
         out, flops = results[v.name]
@@ -159,7 +174,7 @@ def _unet_variants(
     vs = [Variant("full compute", run(unet), kind="baseline", frac=[1.0])]
     for n in (2, 3, 5):
         f: list[float] = []
-        vs.append(Variant(f"DeepCache N={n} (ours)", _cached(unet, cache.DeepCacheConfig(interval=n), run(unet), f), frac=f))
+        vs.append(Variant(f"DeepCache N={n} (ours)", _cached(unet, cache.DeepCacheConfig(interval=n), run, f), frac=f))
         vs.append(
             Variant(f"DeepCache N={n} (PyPI DeepCache)", _deepcache_pkg(unet, sampler, steps, cfg, noise, n, 0), kind="peer")
         )
@@ -167,12 +182,12 @@ def _unet_variants(
     vs.append(
         Variant(
             "DeepCache N=3 quadratic",
-            _cached(unet, cache.DeepCacheConfig(interval=3, schedule="quadratic"), run(unet), f),
+            _cached(unet, cache.DeepCacheConfig(interval=3, schedule="quadratic"), run, f),
             frac=f,
         )
     )
     f = []
-    vs.append(Variant("Faster Diffusion enc. prop.", _cached(unet, cache.EncoderPropagationConfig(), run(unet), f), frac=f))
+    vs.append(Variant("Faster Diffusion enc. prop.", _cached(unet, cache.EncoderPropagationConfig(), run, f), frac=f))
 
     # schedule search on calibration seeds
     cal = search.Calibration(sampler, steps, calib, base_config=cfg)
@@ -181,10 +196,10 @@ def _unet_variants(
     k3 = sum(search.uniform_mask(n_calls, 3))
     dp = search.dp_schedule(prof, k3)
     f = []
-    vs.append(Variant(f"DP schedule K={k3} (=N=3 FLOPs)", _cached(unet, dp, run(unet), f), frac=f, kind="search"))
+    vs.append(Variant(f"DP schedule K={k3} (=N=3 FLOPs)", _cached(unet, dp, run, f), frac=f, kind="search"))
     dpc = search.fit_correction(prof, dp)
     f = []
-    vs.append(Variant(f"DP K={k3} + ERTACache corr.", _cached(unet, dpc, run(unet), f), frac=f, kind="search"))
+    vs.append(Variant(f"DP K={k3} + ERTACache corr.", _cached(unet, dpc, run, f), frac=f, kind="search"))
     artifacts: dict[str, Any] = {"profile": prof}
     if evolve:
         front = search.evolve_schedules(unet, prof, **evolve)
@@ -199,7 +214,7 @@ def _unet_variants(
                 vs.append(
                     Variant(
                         f"evolved, ≤ {label} FLOPs",
-                        _cached(unet, best, run(unet), f),
+                        _cached(unet, best, run, f),
                         frac=f,
                         kind="search",
                         note=f"{sum(best.recompute)} recomputes",
@@ -226,7 +241,9 @@ def _unet_variants(
             quantize(joint, QuantConfig(weight_bits=wb, act_bits=8, timestep_groups=TIMESTEP_GROUPS), calibrate=calibrate(joint))
         for label, model in (("naive", naive), ("joint", joint)):
             f = []
-            vs.append(Variant(f"DeepCache N=3 + W{wb}A8 {label}", _cached(model, dc3, run(model), f), frac=f, kind="cache+quant"))
+            vs.append(
+                Variant(f"DeepCache N=3 + W{wb}A8 {label}", _cached(model, dc3, run, f, own=True), frac=f, kind="cache+quant")
+            )
     probe_x = calib[:2]
     probe_t = torch.tensor([900, 500])
 
@@ -253,7 +270,7 @@ def _dit_variants(sampler: str, steps: int, noise: torch.Tensor, calib: torch.Te
     from diffcore.prior.dit import load_tinydit
     from diffcore.quant import int8_dynamic
 
-    dit = load_tinydit()
+    dit = load_tinydit(noise.device)
 
     def run(model: torch.nn.Module, x: torch.Tensor = noise) -> Callable[[], torch.Tensor]:
         return lambda: sample(model, sampler, x, steps=steps, progress=False, base_config=cfg)
@@ -263,7 +280,9 @@ def _dit_variants(sampler: str, steps: int, noise: torch.Tensor, calib: torch.Te
     suite = dit_cache_suite(dit, steps=steps, teacache_coefficients=coefs)
     for name, conf in suite.items():
         kind = "cache" if "TeaCache" in name else "peer (diffusers)"
-        vs.append(Variant(name, _cached(dit, conf, run(dit), []), kind=kind))
+        vs.append(Variant(name, _cached(dit, conf, run, []), kind=kind))
+    if noise.is_cuda:  # torch.ao's dynamic int8 kernels are CPU kernels
+        return vs
     probe_x = calib[:2]
 
     def probe(m: torch.nn.Module) -> torch.Tensor:
@@ -280,7 +299,7 @@ def _dit_variants(sampler: str, steps: int, noise: torch.Tensor, calib: torch.Te
         )
     )
     tea = next(name for name in suite if name.startswith("TeaCache"))
-    vs.append(Variant(f"int8 + {tea}", _cached(i8, suite[tea], run(i8), []), kind="int8"))
+    vs.append(Variant(f"int8 + {tea}", _cached(i8, suite[tea], run, []), kind="int8"))
     return vs
 
 
@@ -337,19 +356,22 @@ def _search_plot(path: Path, unet: torch.nn.Module, artifacts: dict[str, Any]) -
     return rows
 
 
-def run(out_dir: str | Path, *, quick: bool = False) -> Path:
+def run(out_dir: str | Path, *, quick: bool = False, device: str = "cpu") -> Path:
+    """The benchmark; on ``device="cuda"`` the caches and schedules only (the quantizer rows are CPU rows)."""
     torch.manual_seed(0)
-    sd = load_tinysd()
+    sd = load_tinysd(device)  # raises a typed error when CUDA is asked for and absent
+    cuda = sd.unet.device.type == "cuda"
     n_seeds = 4 if quick else 16
     g = torch.Generator().manual_seed(EVAL_SEED)
-    noise = torch.randn(n_seeds, 4, 16, 16, generator=g)  # 64×64-px images
-    calib = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(CALIB_SEED))
-    repeats = 1 if quick else 3
+    noise = torch.randn(n_seeds, 4, 16, 16, generator=g).to(sd.unet.device)  # 64×64-px images
+    calib = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(CALIB_SEED)).to(sd.unet.device)
+    repeats = 1 if quick else (10 if cuda else 3)
+    name = "accel_cuda" if cuda else "accel"
     report = Report(
-        "accel",
-        "diffcore acceleration: caches, schedule search and quantization on tinysd",
+        name,
+        "diffcore acceleration: caches, schedule search and quantization on tinysd" + (" (CUDA)" if cuda else ""),
         Path(out_dir),
-        command="diffcore bench accel" + (" --quick" if quick else ""),
+        command=f"diffcore bench {name.replace('_', '-')}" + (" --quick" if quick else ""),
         intro=__doc__.split("\n\n", 1)[1].strip()
         + f"\n\n{n_seeds} evaluation seeds (64×64 px, one batch), 4 calibration seeds; "
         + f"{repeats} timed repeats after one warm-up.",
@@ -359,7 +381,7 @@ def run(out_dir: str | Path, *, quick: bool = False) -> Path:
     search_rows = []
     for i, (sampler, steps) in enumerate(runs):
         evolve = {} if i else dict(population=6 if quick else 12, generations=1 if quick else 4, seed=0)
-        vs, artifacts = _unet_variants(sd, sampler, steps, noise, calib, full_suite=(i == 0), evolve=evolve)
+        vs, artifacts = _unet_variants(sd, sampler, steps, noise, calib, full_suite=(i == 0 and not cuda), evolve=evolve)
         title = f"tinysd UNet, {sampler} {steps} steps"
         groups[title] = _measure(sd.vae, vs, repeats=repeats)
         report.table(title, groups[title])

@@ -132,7 +132,7 @@ class Profile:
         cost = torch.zeros(n, n, dtype=torch.float64)
         for m in self.modules:
             f = [torch.cat([t.flatten() for t in leaves]) for leaves in self.features[m]]  # per call, all outputs
-            stack = torch.stack(f).double()  # (n, D)
+            stack = torch.stack(f).double().cpu()  # (n, D)
             norms = stack.abs().sum(1)  # (n,)
             for r in range(n):
                 cost[r] += (stack - stack[r]).abs().sum(1) / (norms + 1e-12)
@@ -195,7 +195,7 @@ def profile(model: torch.nn.Module, calibration: Calibration, reuse: Any) -> Pro
     x = calibration.noise
     cond = calibration.cond[0] if isinstance(calibration.cond, tuple) else calibration.cond
     with counter:
-        ModelDenoiser(model)(x, torch.full((x.shape[0],), 500, dtype=torch.long), cond)
+        ModelDenoiser(model)(x, torch.full((x.shape[0],), 500, dtype=torch.long, device=x.device), cond)
     per = {k.split(".", 1)[1]: sum(v.values()) for k, v in counter.get_flop_counts().items() if "." in k}
     flops_full = int(counter.get_total_flops())
     if calibration.guidance is not None:
@@ -233,8 +233,16 @@ class CacheSchedule:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.recompute or not self.recompute[0]:
-            raise InvalidInputError("a schedule must recompute at call 0 (nothing is cached before it)")
+        if not (isinstance(self.model_hash, str) and isinstance(self.model_class, str) and isinstance(self.sampler, str)):
+            raise InvalidInputError("model_hash, model_class and sampler must be strings")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise InvalidInputError(f"steps must be a positive int, got {self.steps!r}")
+        if not self.modules or not all(isinstance(m, str) for m in self.modules):
+            raise InvalidInputError(f"modules must be a non-empty tuple of module names, got {self.modules!r}")
+        if not self.recompute or not all(isinstance(r, bool) for r in self.recompute) or not self.recompute[0]:
+            raise InvalidInputError("recompute must be a tuple of bools starting with True (nothing is cached before call 0)")
+        if not isinstance(self.meta, dict) or not (self.corrections is None or isinstance(self.corrections, dict)):
+            raise InvalidInputError("meta must be a dict and corrections a dict or None")
 
     @property
     def num_calls(self) -> int:

@@ -13,6 +13,12 @@ def _bench_accel(out_dir: Path, quick: bool = False) -> Path:
     return run(out_dir, quick=quick)
 
 
+def _bench_accel_cuda(out_dir: Path, quick: bool = False) -> Path:
+    from diffcore.bench.accel import run
+
+    return run(out_dir, quick=quick, device="cuda")
+
+
 class LabDomain:
     name = "lab"
     title = "Sampler lab"
@@ -20,7 +26,7 @@ class LabDomain:
         "Ma et al. 2024 (DeepCache); Li et al. 2024 (Faster Diffusion); Liu et al. 2025 (TeaCache, CacheQuant); "
         "Li et al. 2023 (Q-Diffusion); Shang et al. 2023 (PTQ4DM)"
     )
-    benchmarks: Mapping[str, Any] = {"accel": _bench_accel}
+    benchmarks: Mapping[str, Any] = {"accel": _bench_accel, "accel-cuda": _bench_accel_cuda}
 
     def load(self, device: str = "cpu") -> Any:
         from diffcore.zoo import load_tinysd

@@ -36,7 +36,7 @@ class Fit:
 
 FITS = (
     Fit("ddim50_dp", "ddim", 50, "dp", 3),
-    Fit("ddim50_evolved", "ddim", 50, "evolved", 3),
+    Fit("ddim50_evolved_n5", "ddim", 50, "evolved", 5),
     Fit("dpmpp20_dp", "dpmpp_2m", 20, "dp", 3),
 )
 
