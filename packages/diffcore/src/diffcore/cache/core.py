@@ -28,6 +28,7 @@ import torch
 from diffusers.hooks import HookRegistry, ModelHook
 
 from diffcore.errors import InvalidInputError
+from diffcore.hooks import remove_hook
 
 #: attribute under which a model keeps its active cache handle
 _ATTR = "_diffcore_cache"
@@ -131,9 +132,7 @@ class CacheHandle:
     def remove(self) -> None:
         """Detach every hook; the model is back to its exact original computation."""
         for module in self._hooked:
-            registry = getattr(module, "_diffusers_hook", None)
-            if registry is not None:
-                registry.remove_hook(self.hook_name, recurse=False)
+            remove_hook(module, self.hook_name)
         self._hooked.clear()
         if getattr(self.model, _ATTR, None) is self:
             delattr(self.model, _ATTR)

@@ -46,6 +46,7 @@ from diffusers.hooks.hooks import CacheContext, HookRegistry, StateManager
 from diffcore.cache.core import CacheHandle, register_cache
 from diffcore.cache.teacache import TeaCacheConfig
 from diffcore.errors import InvalidInputError
+from diffcore.hooks import remove_hook
 
 DIFFUSERS_CONFIGS = (
     FirstBlockCacheConfig,
@@ -207,14 +208,14 @@ def _apply_diffusers(model: torch.nn.Module, config: Any, handle: CacheHandle) -
                 _drop_new_hooks(modules, before)
                 raise InvalidInputError(f"{type(config).__name__} put {len(new)} hooks on the model itself; diffcore wraps one")
             inner = registry.hooks[new[0]]
-            registry.remove_hook(new[0], recurse=False)
+            remove_hook(m, new[0])
             continue
         if len(new) > 1:
             _drop_new_hooks(modules, before)
             raise InvalidInputError(f"{type(config).__name__} put {len(new)} hooks on {n!r}; diffcore takes over one per module")
         for k in new:
             hook = registry.hooks[k]
-            registry.remove_hook(k, recurse=False)  # re-registered under the handle's name: handle.remove() drops it
+            remove_hook(m, k)  # re-registered under the handle's name: handle.remove() drops it
             handle.add_hook(m, hook)
             owned.append((m, hook))
     if not owned and inner is None:
@@ -232,7 +233,7 @@ def _drop_new_hooks(modules: dict[str, torch.nn.Module], before: dict[str, set[s
     for n, m in modules.items():
         registry = getattr(m, "_diffusers_hook", None)
         for k in [k for k in (registry.hooks if registry is not None else ()) if k not in before[n]]:
-            registry.remove_hook(k, recurse=False)
+            remove_hook(m, k)
 
 
 for _cls in DIFFUSERS_CONFIGS:

@@ -41,6 +41,7 @@ from diffcore.cache.core import CacheHandle, apply, register_cache
 from diffcore.cache.reuse import ReusePolicy, apply_reuse, check_module_names
 from diffcore.checkpoint import model_hash
 from diffcore.errors import ArtifactMismatchError, CheckpointError, InvalidInputError
+from diffcore.hooks import remove_hook
 from diffcore.sampling.loop import ModelDenoiser, sample
 
 SCHEDULE_FORMAT = "diffcore.cache_schedule/1"
@@ -186,7 +187,7 @@ def profile(model: torch.nn.Module, calibration: Calibration, reuse: Any) -> Pro
         final = calibration.run(model)
     finally:
         for m in mods:
-            modules[m]._diffusers_hook.remove_hook(hook_name, recurse=False)
+            remove_hook(modules[m], hook_name)
     change = {}
     for m, feats in sinks.items():
         change[m] = torch.tensor([0.0] + [_rel_l1(feats[i - 1], feats[i]) for i in range(1, len(feats))])

@@ -28,6 +28,7 @@ from diffusers.hooks import HookRegistry, ModelHook
 
 from diffcore.checkpoint import model_hash
 from diffcore.errors import CheckpointError, InvalidInputError
+from diffcore.hooks import remove_hook
 from diffcore.quant.calibrators import RangeObserver
 from diffcore.quant.config import QuantConfig
 from diffcore.quant.fake import ActQuant, LayerQuant, quantize_weight
@@ -122,13 +123,9 @@ class QuantHandle:
         for name, original in self._originals.items():
             module = self.model.get_submodule(name)
             module.weight = original
-            registry = getattr(module, "_diffusers_hook", None)
-            if registry is not None:
-                registry.remove_hook(LAYER_HOOK, recurse=False)
+            remove_hook(module, LAYER_HOOK)
         self._originals.clear()
-        registry = getattr(self.model, "_diffusers_hook", None)
-        if registry is not None:
-            registry.remove_hook(TIMESTEP_HOOK, recurse=False)
+        remove_hook(self.model, TIMESTEP_HOOK)
 
     def __enter__(self) -> QuantHandle:
         return self
@@ -238,7 +235,7 @@ def quantize(
         with torch.no_grad():
             calibrate()
         for name in targets:
-            _registry(targets[name]).remove_hook(LAYER_HOOK, recurse=False)
+            remove_hook(targets[name], LAYER_HOOK)
     except BaseException:
         handle.remove()
         raise
