@@ -7,6 +7,7 @@ CHECK = """
 import sys, torch
 import diffcore, diffcore.sampling, diffcore.train, diffcore.data, diffcore.metrics
 import diffcore.bench, diffcore.checkpoint, diffcore.plugins, diffcore.zoo, diffcore.cli, diffcore.hub
+import diffcore.cache, diffcore.cache.search, diffcore.quant, diffcore.hooks, diffcore.lab.variants
 from diffcore.plugins import discover
 for entry in discover().values():
     entry.load()  # every domain object, without building its demo

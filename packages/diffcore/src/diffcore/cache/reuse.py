@@ -25,7 +25,8 @@ from diffcore.errors import InvalidInputError, UnknownNameError
 class ReusePolicy:
     """What to reuse when, bound to one model (a cache config builds it in ``bind``).
 
-    ``modules`` names every module that may ever be reused; override
+    ``modules`` names every module that may ever be reused (one nested in another
+    listed module is served through that ancestor, so list sets that are reused together); override
     :meth:`reuse_at`, and optionally :meth:`check_run`,
     :meth:`transform_input` and :meth:`correct`.
     """
@@ -107,13 +108,19 @@ class _ReuseHook(ModelHook):
         return out
 
 
+def topmost(names: Sequence[str]) -> tuple[str, ...]:
+    """Names not nested inside another name of the set: the modules whose reuse actually short-circuits."""
+    s = set(names)
+    return tuple(n for n in names if not any(n.startswith(o + ".") for o in s if o != n))
+
+
 def apply_reuse(model: torch.nn.Module, policy: ReusePolicy, handle: CacheHandle) -> None:
     """Attach the reuse hooks for ``policy`` to ``model`` (the applier of every reuse config)."""
     names = policy.modules
     check_module_names(model, names)
     handle.add_hook(model, _StepHook(handle, policy))
     modules = dict(model.named_modules())
-    for name in names:
+    for name in topmost(names):  # a module inside a reused one is never called when it is reused
         handle.add_hook(modules[name], _ReuseHook(handle, policy, name))
     handle.check_run = policy.check_run
 

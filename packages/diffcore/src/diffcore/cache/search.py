@@ -38,7 +38,7 @@ from diffusers.hooks import HookRegistry, ModelHook
 from torch.utils.flop_counter import FlopCounterMode
 
 from diffcore.cache.core import CacheHandle, apply, register_cache
-from diffcore.cache.reuse import ReusePolicy, apply_reuse, check_module_names
+from diffcore.cache.reuse import ReusePolicy, apply_reuse, check_module_names, topmost
 from diffcore.checkpoint import model_hash
 from diffcore.errors import ArtifactMismatchError, CheckpointError, InvalidInputError
 from diffcore.hooks import remove_hook
@@ -74,12 +74,6 @@ class Calibration:
             progress=False,
             base_config=self.base_config,
         )
-
-
-def topmost(names: Sequence[str]) -> tuple[str, ...]:
-    """Names not nested inside another name of the set: the modules whose reuse actually short-circuits."""
-    s = set(names)
-    return tuple(n for n in names if not any(n.startswith(o + ".") for o in s if o != n))
 
 
 def _leaves(out: Any) -> list[torch.Tensor]:
