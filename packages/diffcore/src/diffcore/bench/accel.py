@@ -365,7 +365,7 @@ def run(out_dir: str | Path, *, quick: bool = False, device: str = "cpu") -> Pat
     g = torch.Generator().manual_seed(EVAL_SEED)
     noise = torch.randn(n_seeds, 4, 16, 16, generator=g).to(sd.unet.device)  # 64×64-px images
     calib = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(CALIB_SEED)).to(sd.unet.device)
-    repeats = 1 if quick else (10 if cuda else 3)
+    repeats = 1 if quick else (10 if cuda else 5)
     name = "accel_cuda" if cuda else "accel"
     report = Report(
         name,
