@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,52 +75,55 @@ def hub_url(tmp_path_factory):
             proc.kill()
 
 
-def test_hub_tabs_and_prior_sample(hub_url, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@contextmanager
+def _page(url: str):
+    """A Chromium page open on ``url``, closed afterwards."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(hub_url, timeout=60_000)
-            for name, entry in discover().items():
-                expect(page.get_by_role("tab", name=entry.load().title)).to_be_visible(timeout=30_000)
-            page.get_by_role("tab", name="Prior").click()
-            # one small, fast sample: 1 image, 4 steps
-            page.locator("#prior-steps input[type=number]").fill("4")
-            page.locator("#prior-steps input[type=number]").press("Enter")
-            page.locator("#prior-n input[type=number]").fill("1")
-            page.locator("#prior-n input[type=number]").press("Enter")
-            page.locator("#prior-generate").click()
-            expect(page.locator("#prior-gallery img").first).to_be_visible(timeout=120_000)
-            expect(page.locator("#prior-info")).to_contain_text("1 sample, 128×128 px", timeout=30_000)
-            expect(page.locator("#prior-info")).to_contain_text("4 steps")
-            page.screenshot(path=str(Path(tmp_path) / "hub.png"), full_page=True)
+            page.goto(url, timeout=60_000)
+            yield page
         finally:
             browser.close()
+
+
+def test_hub_tabs_and_prior_sample(hub_url, tmp_path):
+    from playwright.sync_api import expect
+
+    with _page(hub_url) as page:
+        for name, entry in discover().items():
+            expect(page.get_by_role("tab", name=entry.load().title)).to_be_visible(timeout=30_000)
+        page.get_by_role("tab", name="Prior").click()
+        # one small, fast sample: 1 image, 4 steps
+        page.locator("#prior-steps input[type=number]").fill("4")
+        page.locator("#prior-steps input[type=number]").press("Enter")
+        page.locator("#prior-n input[type=number]").fill("1")
+        page.locator("#prior-n input[type=number]").press("Enter")
+        page.locator("#prior-generate").click()
+        expect(page.locator("#prior-gallery img").first).to_be_visible(timeout=120_000)
+        expect(page.locator("#prior-info")).to_contain_text("1 sample, 128×128 px", timeout=30_000)
+        expect(page.locator("#prior-info")).to_contain_text("4 steps")
+        page.screenshot(path=str(Path(tmp_path) / "hub.png"), full_page=True)
 
 
 def test_sampler_lab_compares_side_by_side(hub_url, tmp_path):
     """The Sampler lab tab: DeepCache N=2 against full compute, with the speed-up and error shown."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(hub_url, timeout=60_000)
-            page.get_by_role("tab", name="Sampler lab").click()
-            page.locator("#lab-steps input[type=number]").fill("8")
-            page.locator("#lab-steps input[type=number]").press("Enter")
-            page.locator("#lab-n input[type=number]").fill("1")
-            page.locator("#lab-n input[type=number]").press("Enter")
-            page.locator("#lab-cache input").click()
-            page.get_by_role("option", name="DeepCache N=2", exact=True).click()
-            page.locator("#lab-run").click()
-            expect(page.locator("#lab-full img").first).to_be_visible(timeout=120_000)
-            expect(page.locator("#lab-fast img").first).to_be_visible(timeout=30_000)
-            expect(page.locator("#lab-info")).to_contain_text("DeepCache N=2 + none: speed-up", timeout=30_000)
-            expect(page.locator("#lab-info")).to_contain_text("PSNR")
-            page.screenshot(path=str(Path(tmp_path) / "lab.png"), full_page=True)
-        finally:
-            browser.close()
+    with _page(hub_url) as page:
+        page.get_by_role("tab", name="Sampler lab").click()
+        page.locator("#lab-steps input[type=number]").fill("8")
+        page.locator("#lab-steps input[type=number]").press("Enter")
+        page.locator("#lab-n input[type=number]").fill("1")
+        page.locator("#lab-n input[type=number]").press("Enter")
+        page.locator("#lab-cache input").click()
+        page.get_by_role("option", name="DeepCache N=2", exact=True).click()
+        page.locator("#lab-run").click()
+        expect(page.locator("#lab-full img").first).to_be_visible(timeout=120_000)
+        expect(page.locator("#lab-fast img").first).to_be_visible(timeout=30_000)
+        expect(page.locator("#lab-info")).to_contain_text("DeepCache N=2 + none: speed-up", timeout=30_000)
+        expect(page.locator("#lab-info")).to_contain_text("PSNR")
+        page.screenshot(path=str(Path(tmp_path) / "lab.png"), full_page=True)

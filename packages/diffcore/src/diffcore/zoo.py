@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from diffcore.checkpoint import load_model
 from diffcore.errors import InvalidInputError
 from diffcore.prior.dit import TinyDiT, load_tinydit
 
-__all__ = ["TinyDiT", "TinySD", "load_tinydit", "load_tinysd"]
+__all__ = ["TinyDiT", "TinySD", "load_tinydit", "load_tinysd", "shared_tinysd"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -55,3 +56,16 @@ def load_tinysd(
     vae = load_model(AutoencoderKL, root / "autoencoder", torch_dtype=dtype).to(dev).eval()
     unet = load_model(UNet2DModel, root / "unet", torch_dtype=dtype).to(dev).eval()
     return TinySD(vae=vae, unet=unet, scheduler_config=dict(SCHEDULER_CONFIG))
+
+
+_shared_lock = threading.Lock()
+_shared: TinySD | None = None
+
+
+def shared_tinysd() -> TinySD:
+    """tinysd on CPU, loaded once per process: the apps' requests share it (inference only reads it)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = load_tinysd()
+        return _shared

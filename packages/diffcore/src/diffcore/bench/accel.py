@@ -160,11 +160,32 @@ def _measure(vae: torch.nn.Module, variants: list[Variant], *, repeats: int) -> 
     return rows
 
 
+def _int8_variant(
+    model: torch.nn.Module,
+    calib: torch.Tensor,
+    run: Callable[[torch.nn.Module], Callable[[], torch.Tensor]],
+    *,
+    max_rel_err: float,
+    timesteps: tuple[int, ...],
+) -> tuple[torch.nn.Module, Variant]:
+    """``torch.ao`` dynamic int8 of ``model``'s Linear layers, probed at ``timesteps`` on two calibration latents."""
+    from diffcore.quant import int8_dynamic
+
+    x = calib[:2]
+
+    def probe(m: torch.nn.Module) -> torch.Tensor:
+        return torch.cat([m(x, torch.full((2,), t)).sample for t in timesteps])
+
+    i8, rep = int8_dynamic(model, probe, max_rel_err=max_rel_err)
+    note = f"{len(rep.int8)} Linear int8, {len(rep.kept_float)} kept float"
+    return i8, Variant("int8 dynamic (torch.ao, real)", run(i8), kind="int8", frac=[1.0], note=note)
+
+
 def _unet_variants(
     sd: Any, sampler: str, steps: int, noise: torch.Tensor, calib: torch.Tensor, *, full_suite: bool, evolve: dict
 ):
     """The variants on tinysd's UNet for one sampler; also returns the search artifacts for the plot."""
-    from diffcore.quant import QuantConfig, int8_dynamic, quantize
+    from diffcore.quant import QuantConfig, quantize
 
     unet, cfg = sd.unet, sd.scheduler_config
 
@@ -244,22 +265,7 @@ def _unet_variants(
             vs.append(
                 Variant(f"DeepCache N=3 + W{wb}A8 {label}", _cached(model, dc3, run, f, own=True), frac=f, kind="cache+quant")
             )
-    probe_x = calib[:2]
-    probe_t = torch.tensor([900, 500])
-
-    def probe(m: torch.nn.Module) -> torch.Tensor:
-        return torch.cat([m(probe_x, t.expand(2)).sample for t in probe_t])
-
-    i8, rep = int8_dynamic(unet, probe, max_rel_err=0.01)
-    vs.append(
-        Variant(
-            "int8 dynamic (torch.ao, real)",
-            run(i8),
-            kind="int8",
-            frac=[1.0],
-            note=f"{len(rep.int8)} Linear int8, {len(rep.kept_float)} kept float",
-        )
-    )
+    vs.append(_int8_variant(unet, calib, run, max_rel_err=0.01, timesteps=(900, 500))[1])
     return vs, artifacts
 
 
@@ -268,7 +274,6 @@ def _dit_variants(sampler: str, steps: int, noise: torch.Tensor, calib: torch.Te
     from diffcore.cache.dit import dit_cache_suite
     from diffcore.cache.teacache import fit_teacache
     from diffcore.prior.dit import load_tinydit
-    from diffcore.quant import int8_dynamic
 
     dit = load_tinydit(noise.device)
 
@@ -283,21 +288,8 @@ def _dit_variants(sampler: str, steps: int, noise: torch.Tensor, calib: torch.Te
         vs.append(Variant(name, _cached(dit, conf, run, []), kind=kind))
     if noise.is_cuda:  # torch.ao's dynamic int8 kernels are CPU kernels
         return vs
-    probe_x = calib[:2]
-
-    def probe(m: torch.nn.Module) -> torch.Tensor:
-        return torch.cat([m(probe_x, torch.full((2,), t)).sample for t in (900, 500, 100)])
-
-    i8, rep = int8_dynamic(dit, probe, max_rel_err=0.02)
-    vs.append(
-        Variant(
-            "int8 dynamic (torch.ao, real)",
-            run(i8),
-            kind="int8",
-            frac=[1.0],
-            note=f"{len(rep.int8)} Linear int8, {len(rep.kept_float)} kept float",
-        )
-    )
+    i8, row = _int8_variant(dit, calib, run, max_rel_err=0.02, timesteps=(900, 500, 100))
+    vs.append(row)
     tea = next(name for name in suite if name.startswith("TeaCache"))
     vs.append(Variant(f"int8 + {tea}", _cached(i8, suite[tea], run, []), kind="int8"))
     return vs

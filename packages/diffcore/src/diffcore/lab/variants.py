@@ -24,7 +24,7 @@ from diffcore.metrics import psnr, relative_l2
 from diffcore.prior.autoencode import decode
 from diffcore.prior.generate import initial_noise
 from diffcore.sampling import sample
-from diffcore.zoo import TinySD, load_tinysd
+from diffcore.zoo import TinySD, shared_tinysd
 
 
 def cache_choices() -> dict[str, Callable[[], Any] | None]:
@@ -47,16 +47,6 @@ QUANT_CHOICES = ("none", "W8A8 (fake-quant)", "W4A8 (fake-quant)", "int8 dynamic
 _lock = threading.Lock()
 _built: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
 _MAX = 8
-_model: TinySD | None = None
-
-
-def shared_tinysd() -> TinySD:
-    """tinysd, loaded once per process; read-only at inference, so requests share it."""
-    global _model
-    with _lock:
-        if _model is None:
-            _model = load_tinysd()
-        return _model
 
 
 def accelerated_unet(tinysd: TinySD, cache_name: str, quant_name: str, sampler: str, steps: int) -> torch.nn.Module:

@@ -5,24 +5,10 @@ Gradio is imported here only (the ``app`` extra).
 
 from __future__ import annotations
 
-import threading
-
 from diffcore.errors import DiffcoreError
 from diffcore.offline_gradio import gr
 from diffcore.sampling import SAMPLERS, list_samplers
-from diffcore.zoo import TinySD, load_tinysd
-
-_lock = threading.Lock()
-_model: TinySD | None = None
-
-
-def _tinysd() -> TinySD:
-    """Loaded once per process; the models are read-only at inference, so requests share them."""
-    global _model
-    with _lock:
-        if _model is None:
-            _model = load_tinysd()
-        return _model
+from diffcore.zoo import shared_tinysd
 
 
 def _run(sampler: str, steps: float, seed: float, n: float, size: float, progress=gr.Progress()):
@@ -31,7 +17,7 @@ def _run(sampler: str, steps: float, seed: float, n: float, size: float, progres
     try:
         steps_i, n_i, size_i, seed_i = int(steps), int(n), int(size), int(seed)
         progress(0, desc="loading tinysd")
-        model = _tinysd()
+        model = shared_tinysd()
         out = generate(
             model,
             sampler=sampler,
