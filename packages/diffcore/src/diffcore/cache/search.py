@@ -428,7 +428,7 @@ def evolve_schedules(
     *,
     population: int = 16,
     generations: int = 8,
-    mutation: float = 0.08,
+    mutation: float | None = None,
     seed: int = 0,
     seeds_from: Sequence[Sequence[bool]] = (),
     progress: bool = False,
@@ -439,7 +439,10 @@ def evolve_schedules(
     (:func:`schedule_error`), so the error includes how cache errors
     propagate through the sampler, which the DP's feature distance does not.
     The first population holds the uniform schedules (intervals 2–8), the DP
-    schedules for as many recomputes, ``seeds_from`` and random masks.
+    schedules for as many recomputes, ``seeds_from`` and random masks. Half the
+    children shift one recompute call of a parent to a neighbouring step (same
+    FLOPs: the move that refines a good schedule); the other half come from
+    one-point crossover and bit flips (``mutation`` per call, default 1/n).
 
     Returns:
         The non-dominated schedules, by increasing FLOPs, with ``meta``
@@ -447,6 +450,7 @@ def evolve_schedules(
     """
     n = prof.num_calls
     rng = random.Random(seed)
+    flip = 1.0 / n if mutation is None else mutation  # per-call flip probability: one flip per child on average
     scores: dict[tuple[bool, ...], tuple[float, float]] = {}
 
     def fix(mask: Sequence[bool]) -> tuple[bool, ...]:
@@ -481,14 +485,28 @@ def evolve_schedules(
             better = a if (rank[a], -crowd[a]) < (rank[b], -crowd[b]) else b
             return pop[better]
 
+        def shift(mask: list[bool]) -> None:
+            """Move one recompute call a step earlier or later: same FLOPs, a neighbouring schedule."""
+            calls = [i for i in range(1, n) if mask[i]]
+            if not calls:
+                return
+            i = rng.choice(calls)
+            j = i + rng.choice((-1, 1))
+            if 0 < j < n and not mask[j]:
+                mask[i], mask[j] = False, True
+
         children = []
         while len(children) < population:
-            pa, pb = pick(), pick()
-            cut = rng.randrange(1, n)
-            child = list(pa[:cut] + pb[cut:])  # one-point crossover keeps runs of recomputes together
-            for i in range(1, n):
-                if rng.random() < mutation:
-                    child[i] = not child[i]
+            if rng.random() < 0.5:  # refine: a parent with one recompute moved
+                child = list(pick())
+                shift(child)
+            else:  # explore: one-point crossover (keeps runs of recomputes together) and bit flips
+                pa, pb = pick(), pick()
+                cut = rng.randrange(1, n)
+                child = list(pa[:cut] + pb[cut:])
+                for i in range(1, n):
+                    if rng.random() < flip:
+                        child[i] = not child[i]
             children.append(fix(child))
         merged = list(dict.fromkeys(pop + children))
         mpoints = [score(m) for m in merged]
