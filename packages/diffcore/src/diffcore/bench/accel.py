@@ -372,7 +372,7 @@ def run(out_dir: str | Path, *, quick: bool = False, device: str = "cpu") -> Pat
     groups: dict[str, list[dict[str, Any]]] = {}
     search_rows = []
     for i, (sampler, steps) in enumerate(runs):
-        evolve = {} if i else dict(population=6 if quick else 12, generations=1 if quick else 4, seed=0)
+        evolve = {} if i else dict(population=6 if quick else 12, generations=1 if quick else 6, seed=0)
         vs, artifacts = _unet_variants(sd, sampler, steps, noise, calib, full_suite=(i == 0 and not cuda), evolve=evolve)
         title = f"tinysd UNet, {sampler} {steps} steps"
         groups[title] = _measure(sd.vae, vs, repeats=repeats)
