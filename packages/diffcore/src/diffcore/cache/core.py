@@ -55,17 +55,16 @@ class CallState:
     """What a cache remembers during one sampling run (one session).
 
     ``calls`` counts model calls so far; ``num_calls`` is the run's length
-    when known. ``store`` maps a module name to its last computed output,
-    ``computed_at`` to the call that computed it; ``reuse`` is the set of
-    modules that return their stored output at the current call. ``log``
-    records, per call, the reused module names (for the benchmark's
-    fraction-of-blocks-computed). ``extra`` is free space for a cache's hooks.
+    when known. ``store`` maps a module name to its last computed output;
+    ``reuse`` is the set of modules that return their stored output at the
+    current call. ``log`` records, per call, the reused module names (for the
+    benchmark's fraction-of-blocks-computed). ``extra`` is free space for a
+    cache's hooks.
     """
 
     num_calls: int | None = None
     calls: int = 0
     store: dict[str, Any] = field(default_factory=dict)
-    computed_at: dict[str, int] = field(default_factory=dict)
     reuse: frozenset[str] = frozenset()
     log: list[frozenset[str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

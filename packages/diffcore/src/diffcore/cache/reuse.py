@@ -104,7 +104,6 @@ class _ReuseHook(ModelHook):
             return self.policy.correct(self.name, st.calls, st.store[self.name])
         out = self.fn_ref.original_forward(*args, **kwargs)
         st.store[self.name] = out
-        st.computed_at[self.name] = st.calls
         return out
 
 
