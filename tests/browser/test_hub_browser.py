@@ -90,6 +90,13 @@ def _page(url: str):
             browser.close()
 
 
+def _set_number(page, elem_id: str, value: int) -> None:
+    """Type ``value`` into a Gradio slider's number box and commit it."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
 def test_hub_tabs_and_prior_sample(hub_url, tmp_path):
     from playwright.sync_api import expect
 
@@ -98,10 +105,8 @@ def test_hub_tabs_and_prior_sample(hub_url, tmp_path):
             expect(page.get_by_role("tab", name=entry.load().title)).to_be_visible(timeout=30_000)
         page.get_by_role("tab", name="Prior").click()
         # one small, fast sample: 1 image, 4 steps
-        page.locator("#prior-steps input[type=number]").fill("4")
-        page.locator("#prior-steps input[type=number]").press("Enter")
-        page.locator("#prior-n input[type=number]").fill("1")
-        page.locator("#prior-n input[type=number]").press("Enter")
+        _set_number(page, "prior-steps", 4)
+        _set_number(page, "prior-n", 1)
         page.locator("#prior-generate").click()
         expect(page.locator("#prior-gallery img").first).to_be_visible(timeout=120_000)
         expect(page.locator("#prior-info")).to_contain_text("1 sample, 128×128 px", timeout=30_000)
@@ -115,10 +120,8 @@ def test_sampler_lab_compares_side_by_side(hub_url, tmp_path):
 
     with _page(hub_url) as page:
         page.get_by_role("tab", name="Sampler lab").click()
-        page.locator("#lab-steps input[type=number]").fill("8")
-        page.locator("#lab-steps input[type=number]").press("Enter")
-        page.locator("#lab-n input[type=number]").fill("1")
-        page.locator("#lab-n input[type=number]").press("Enter")
+        _set_number(page, "lab-steps", 8)
+        _set_number(page, "lab-n", 1)
         page.locator("#lab-cache input").click()
         page.get_by_role("option", name="DeepCache N=2", exact=True).click()
         page.locator("#lab-run").click()
