@@ -1,0 +1,306 @@
+"""The codec API: ``Codec.load(method=...)``, ``codec.compress(image, rate)``, ``codec.decompress(blob)``.
+
+Three methods share one bitstream container (:mod:`diffcodec.bitstream`):
+
+* ``"oscar"`` — payloads: the latent's per-channel RMS (4 × float16), then the
+  VQ code indices packed at ``log2(K)`` bits each. Decoding: codebook lookup,
+  hyper-decoder, norm matching to ``t(rate)``, ONE UNet pass, tinysd decoder.
+* ``"rdeic"`` — payloads: compressai rANS strings of ``y`` and of the
+  hyper-latent. Decoding: entropy decoding, ``c = g_s(ŷ)``, relay residual
+  diffusion from ``x_N`` in 2–5 DDIM steps, tinysd decoder.
+* ``"hyperprior"`` — the non-diffusion baseline: compressai's ScaleHyperprior
+  on pixels, trained by us on the same photos.
+
+The bpp of a blob is ``8 · len(blob) / pixels``: header and checksum included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+
+from diffcodec.bitstream import METHODS, Header, pack, unpack
+from diffcodec.errors import CodecError, HostileBitstreamError
+from diffcodec.images import to_rgb
+from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+#: where each method's folders live under a weights root
+_LAYOUT = {"oscar": "oscar", "rdeic": "rdeic", "hyperprior": "baseline"}
+
+
+@dataclass(frozen=True)
+class RateInfo:
+    """One operating point: ``index`` (what ``compress(rate=...)`` takes), a label and its bpp.
+
+    For OSCAR ``bpp`` is exact before the container overhead (grid size × index bits); for the
+    entropy-coded methods it is the mean real bpp measured on the holdout photos at training time.
+    """
+
+    index: int
+    label: str
+    bpp: float
+
+
+def load_compression_model(cls: type, path: str | Path) -> tuple[Any, dict]:
+    """A compressai model saved by the training recipe (safetensors + config.json), CDF tables included."""
+    p = Path(path)
+    try:
+        cfg = json.loads((p / "config.json").read_text())
+        state = load_file(str(p / "model.safetensors"))
+    except (OSError, json.JSONDecodeError, ValueError) as e:
+        raise CheckpointError(f"cannot load the compression model at {p}: {e}") from e
+    model = cls(N=int(cfg["N"]), M=int(cfg["M"]))
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"the compression model at {p} does not match {cls.__name__}: {e}") from e
+    return model.eval(), cfg
+
+
+def _card_metric(path: Path, key: str) -> float | None:
+    try:
+        return float(json.loads((path / "training_card.json").read_text())["metrics"][key])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def pad_image(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """(B, 3, H, W) -> padded by edge replication to a multiple of ``multiple`` (any size works, even 1 px)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def _pack_bits(idx: np.ndarray, bits: int) -> bytes:
+    """Non-negative ints < 2**bits -> big-endian bit string, ``bits`` per value, zero-padded to a byte."""
+    b = ((idx.astype(np.uint32)[:, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint32)) & 1).astype(np.uint8)
+    return np.packbits(b.reshape(-1)).tobytes()
+
+
+def _unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
+    b = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits].reshape(count, bits)
+    return (b.astype(np.uint32) << np.arange(bits - 1, -1, -1, dtype=np.uint32)).sum(1).astype(np.int64)
+
+
+def _oscar_multiple(hyper: Any, r: int) -> int:
+    """Latent side multiple for OSCAR rate ``r``: the grid stride and the UNet's two downsamplings."""
+    return math.lcm(hyper.config.strides[r], 4)
+
+
+class Codec:
+    """A loaded codec. Build it with :meth:`load`; it only reads its models, so threads may share it."""
+
+    def __init__(self, method: str, models: dict[str, Any], rates: tuple[RateInfo, ...], params: dict[str, Any]) -> None:
+        self.method, self._m, self.rates, self._p = method, models, rates, params
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, method: str = "oscar", *, path: str | Path | None = None, device: str = "cpu") -> Codec:
+        """Load ``method`` ("oscar", "rdeic" or "hyperprior") from the shipped weights or a root folder ``path``
+        written by ``diffcore train codec --weights PATH``. Cached: loading twice returns the same object."""
+        if method not in METHODS:
+            raise UnknownNameError(f"unknown codec method {method!r}; choose one of {sorted(METHODS)}")
+        root = Path(path) if path is not None else WEIGHTS
+        key = (method, str(root.resolve()), str(device))
+        with _cache_lock:
+            if key not in _cache:
+                _cache[key] = cls._build(method, root, device)
+            return _cache[key]
+
+    @classmethod
+    def for_blob(cls, blob: bytes, *, path: str | Path | None = None, device: str = "cpu") -> Codec:
+        """The codec that decodes ``blob`` (its method is read from the header)."""
+        return cls.load(unpack(blob)[0].method, path=path, device=device)
+
+    @classmethod
+    def _build(cls, method: str, root: Path, device: str) -> Codec:
+        from diffcore.checkpoint import load_model
+        from diffcore.zoo import load_tinysd
+
+        from diffcodec.lora import merged_unet, read_config
+        from diffcodec.models import LatentHyperprior, OscarHyperCodec, PixelHyperprior
+
+        folder = root / _LAYOUT[method]
+        if not folder.is_dir():
+            raise CheckpointError(f"no {method} weights under {root}; train them with `diffcore train codec`")
+        dev = torch.device(device)
+        if method == "hyperprior":
+            models, rates = [], []
+            for i, d in enumerate(sorted(folder.glob("hyperprior*"))):
+                m, _ = load_compression_model(PixelHyperprior, d)
+                models.append(m.to(dev))
+                rates.append(RateInfo(i, f"hyperprior-{i}", _card_metric(d, "holdout_crop_real_bpp") or float("nan")))
+            return cls(method, {"hypers": models}, tuple(rates), {"device": dev})
+        sd = load_tinysd(dev)
+        if method == "oscar":
+            hyper = load_model(OscarHyperCodec, folder / "hyper").to(dev).eval()
+            cfg = read_config(folder / "lora")
+            unet = merged_unet(sd.unet, folder / "lora").to(dev)
+            ts = [int(t) for t in cfg["timesteps"]]
+            if list(hyper.config.timesteps or []) != ts or len(ts) != len(hyper.rates):
+                raise CheckpointError(f"{folder}: the LoRA's timesteps {ts} do not match the hyper-encoders'")
+            rates = tuple(RateInfo(r, f"oscar-{r} (t={ts[r]})", hyper.nominal_bpp(r)) for r in range(len(ts)))
+            return cls(method, {"vae": sd.vae, "unet": unet, "hyper": hyper}, rates, {"timesteps": ts, "device": dev})
+        hypers, starts, rates = [], [], []
+        for i, d in enumerate(sorted(folder.glob("hyper*"))):
+            m, cfg = load_compression_model(LatentHyperprior, d)
+            hypers.append(m.to(dev))
+            starts.append(int(cfg["relay_start"]))
+            rates.append(RateInfo(i, f"rdeic-{i} (N={starts[-1]})", _card_metric(d, "holdout_real_bpp") or float("nan")))
+        if not hypers:
+            raise CheckpointError(f"no RDEIC compression modules under {folder}")
+        unet = merged_unet(sd.unet, folder / "lora").to(dev)
+        models = {"vae": sd.vae, "unet": unet, "hypers": hypers}
+        return cls(method, models, tuple(rates), {"starts": starts, "device": dev, "steps": 2})
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def default_steps(self) -> int:
+        """UNet passes :meth:`decompress` runs by default (0: no diffusion)."""
+        return {"oscar": 1, "rdeic": self._p.get("steps", 2), "hyperprior": 0}[self.method]
+
+    def _rate(self, rate: int) -> int:
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 0 <= int(rate) < len(self.rates):
+            raise InvalidInputError(f"rate must be an int in 0…{len(self.rates) - 1} for {self.method}, got {rate!r}")
+        return int(rate)
+
+    @torch.no_grad()
+    def compress(self, image: Any, rate: int = 0) -> bytes:
+        """A PIL image or (H, W[, C]) uint8 array, any size -> the blob (bytes)."""
+        r = self._rate(rate)
+        arr = to_rgb(image)
+        from diffcore.data import to_tensor
+
+        x = to_tensor(arr)[None].to(self._p["device"])
+        header = Header(self.method, r, arr.shape[0], arr.shape[1])
+        if self.method == "oscar":
+            return pack(header, self._oscar_encode(x, r))
+        if self.method == "rdeic":
+            from diffcodec.models import LatentHyperprior
+
+            z = self._encode_latent(pad_image(x, 4 * LatentHyperprior.multiple))
+            ys, ws, _ = self._m["hypers"][r].compress(z)
+            return pack(header, [ys[0], ws[0]])
+        from diffcodec.models import PixelHyperprior
+
+        ys, ws, _ = self._m["hypers"][r].compress(pad_image(x, PixelHyperprior.multiple))
+        return pack(header, [ys[0], ws[0]])
+
+    def decompress(self, blob: bytes, *, steps: int | None = None) -> Image.Image:
+        """A blob -> the decoded RGB image (its original size).
+
+        ``steps`` overrides the number of UNet passes: OSCAR decodes in one; with
+        ``steps > 1`` the same model runs DDIM from the same start (for comparison).
+        RDEIC runs 2 by default (2–5 are what it was fine-tuned for).
+        """
+        header, payloads = unpack(blob)
+        if header.method != self.method:
+            raise CodecError(f"this blob was made by {header.method!r}; load Codec.load({header.method!r}) or use Codec.for_blob")
+        x = self.decode_tensor(header, payloads, steps=steps)
+        arr = ((x[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        return Image.fromarray(arr, "RGB")
+
+    # ------------------------------------------------------------------ internals
+
+    def _encode_latent(self, x: torch.Tensor) -> torch.Tensor:
+        from diffcore.prior.autoencode import encode
+
+        return encode(self._m["vae"], x)
+
+    def _oscar_encode(self, x: torch.Tensor, r: int) -> list[bytes]:
+        from diffcodec.diffusion import channel_rms
+
+        hyper = self._m["hyper"]
+        z = self._encode_latent(pad_image(x, 4 * _oscar_multiple(hyper, r)))
+        rms = channel_rms(z)[0].numpy().astype("<f2").tobytes()
+        idx = hyper.encode(z, r)[0].flatten().cpu().numpy()
+        return [rms, _pack_bits(idx, hyper.bits_per_index(r))]
+
+    def _check_rate(self, header: Header) -> int:
+        if header.rate >= len(self.rates):
+            raise HostileBitstreamError(f"rate index {header.rate} does not exist for {self.method} (0…{len(self.rates) - 1})")
+        return header.rate
+
+    def _check_steps(self, steps: int | None) -> int:
+        steps = self.default_steps if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < (1 if self.method != "hyperprior" else 0):
+            raise InvalidInputError(f"steps must be a positive int for {self.method}, got {steps!r}")
+        if self.method == "hyperprior" and steps:
+            raise InvalidInputError("the hyperprior baseline has no diffusion: steps must be 0 or None")
+        return steps
+
+    @torch.no_grad()
+    def decode_tensor(self, header: Header, payloads: list[bytes], *, steps: int | None = None) -> torch.Tensor:
+        """Parsed blob -> image tensor (1, 3, H, W) in [-1, 1]; what :meth:`decompress` and the benchmark call."""
+        r = self._check_rate(header)
+        steps = self._check_steps(steps)
+        if self.method == "oscar":
+            z0 = self._oscar_latent(header, payloads, r, steps)
+        elif self.method == "rdeic":
+            z0 = self._rdeic_latent(header, payloads, r, steps)
+        else:
+            return self._hyperprior_image(header, payloads, r)
+        from diffcore.prior.autoencode import decode
+
+        return decode(self._m["vae"], z0, size=(header.height, header.width))
+
+    def _oscar_latent(self, header: Header, payloads: list[bytes], r: int, steps: int) -> torch.Tensor:
+        from diffcodec.diffusion import ddim_from, norm_match, one_step
+
+        hyper = self._m["hyper"]
+        m = _oscar_multiple(hyper, r)
+        h = -(-header.height // (4 * m)) * m  # padded latent size
+        w = -(-header.width // (4 * m)) * m
+        gh, gw = hyper.grid(r, h, w)
+        bits = hyper.bits_per_index(r)
+        if len(payloads) != 2 or len(payloads[0]) != 8 or len(payloads[1]) != -(-gh * gw * bits // 8):
+            raise HostileBitstreamError(f"OSCAR payload sizes {[len(p) for p in payloads]} do not fit a {header.height}x{header.width} image")
+        rms = torch.from_numpy(np.frombuffer(payloads[0], dtype="<f2").astype(np.float32))[None]
+        if not torch.isfinite(rms).all() or (rms < 0).any():
+            raise HostileBitstreamError("OSCAR side information holds non-finite or negative norms")
+        dev = self._p["device"]
+        idx = torch.from_numpy(_unpack_bits(payloads[1], bits, gh * gw)).view(1, gh, gw).to(dev)
+        z_hat = hyper.decode(idx, r, (h, w))
+        t = self._p["timesteps"][r]
+        if steps == 1:
+            return one_step(self._m["unet"], z_hat, rms.to(dev), t)
+        x_t = norm_match(z_hat, rms.to(dev), torch.tensor([t], device=dev))
+        return ddim_from(self._m["unet"], x_t, t, steps)
+
+    def _rdeic_latent(self, header: Header, payloads: list[bytes], r: int, steps: int) -> torch.Tensor:
+        from diffcodec.diffusion import relay_sample
+        from diffcodec.models import LatentHyperprior
+
+        m = LatentHyperprior.multiple
+        if len(payloads) != 2:
+            raise HostileBitstreamError(f"RDEIC blobs hold 2 payloads, this one {len(payloads)}")
+        h, w = -(-header.height // (4 * m)) * m, -(-header.width // (4 * m)) * m
+        c = self._m["hypers"][r].decompress([payloads[0]], [payloads[1]], (h // m, w // m))
+        return relay_sample(self._m["unet"], c, self._p["starts"][r], steps)
+
+    def _hyperprior_image(self, header: Header, payloads: list[bytes], r: int) -> torch.Tensor:
+        from diffcodec.models import PixelHyperprior
+
+        m = PixelHyperprior.multiple
+        if len(payloads) != 2:
+            raise HostileBitstreamError(f"hyperprior blobs hold 2 payloads, this one {len(payloads)}")
+        h, w = -(-header.height // m) * m, -(-header.width // m) * m
+        x = self._m["hypers"][r].decompress([payloads[0]], [payloads[1]], (h // m, w // m))
+        return x[..., : header.height, : header.width]
+
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple[str, str, str], Codec] = {}
