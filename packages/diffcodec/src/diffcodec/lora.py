@@ -68,4 +68,4 @@ def merged_unet(base: UNet2DModel, path: str | Path) -> UNet2DModel:
     for m in unet.modules():
         if isinstance(m, BaseTunerLayer):
             m.merge()
-    return unet.eval()
+    return unet.requires_grad_(False).eval()

@@ -160,9 +160,15 @@ class LatentHyperprior(CompressionModel):
         self.N, self.M = N, M
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.g_a = nn.Sequential(conv(channels, N, 3, 1), GDN(N), conv(N, N, 3, 1), GDN(N), conv(N, M, 5, 2))
-        self.g_s = nn.Sequential(deconv(M, N, 5, 2), GDN(N, inverse=True), conv(N, N, 3, 1), GDN(N, inverse=True), conv(N, channels, 3, 1))
-        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(inplace=True), conv(N, N, 5, 2), nn.ReLU(inplace=True), conv(N, N, 5, 2))
-        self.h_s = nn.Sequential(deconv(N, N, 5, 2), nn.ReLU(inplace=True), deconv(N, N, 5, 2), nn.ReLU(inplace=True), conv(N, M, 3, 1))
+        self.g_s = nn.Sequential(
+            deconv(M, N, 5, 2), GDN(N, inverse=True), conv(N, N, 3, 1), GDN(N, inverse=True), conv(N, channels, 3, 1)
+        )
+        self.h_a = nn.Sequential(
+            conv(M, N, 3, 1), nn.ReLU(inplace=True), conv(N, N, 5, 2), nn.ReLU(inplace=True), conv(N, N, 5, 2)
+        )
+        self.h_s = nn.Sequential(
+            deconv(N, N, 5, 2), nn.ReLU(inplace=True), deconv(N, N, 5, 2), nn.ReLU(inplace=True), conv(N, M, 3, 1)
+        )
         self.gaussian_conditional = GaussianConditional(None)
 
     #: latent side multiple the transforms need (y: /2, w: /8)

@@ -50,18 +50,18 @@ class CodecRecipe:
     lora_batch: int = 16
     lora_lr: float = 5e-4
     rdeic_lambdas: tuple[float, ...] = (0.5, 2.0, 8.0)
-    rdeic_steps: int = 1500
+    rdeic_steps: int = 1200
     rdeic_batch: int = 32
     rdeic_lr: float = 2e-3
     relay_steps: int = 300
     relay_batch: int = 8
     relay_lr: float = 5e-4
     relay_max_steps: int = 5
-    base_lambdas: tuple[float, ...] = (0.002, 0.006, 0.02)
-    base_steps: int = 2000
+    base_lambdas: tuple[float, ...] = (15.0, 30.0, 60.0)  # on MSE of [-1, 1] pixels: compressai 0.0009-0.0035
+    base_steps: int = 1500
     base_batch: int = 16
     base_crop: int = 64
-    base_lr: float = 2e-3
+    base_lr: float = 5e-4
     eval_every: int = 500
     extra: dict = field(default_factory=dict)
 
@@ -189,6 +189,7 @@ def train_oscar_hyper(recipe: CodecRecipe, work: Path, weights: Path, data=None)
             },
             "command": f"diffcore train codec --stage oscar-hyper --seed {recipe.seed}",
         },
+        storage_dtype=torch.float16,
     )
 
 
@@ -228,22 +229,20 @@ def _lora_card(weights_dir: Path, card: dict) -> None:
 
 
 def _unet_lora(rank: int):
-    from diffcore.zoo import load_tinysd
-
     from diffcodec.lora import add_lora
+    from diffcore.zoo import load_tinysd
 
     return add_lora(load_tinysd().unet, rank)
 
 
 def train_oscar_lora(recipe: CodecRecipe, work: Path, weights: Path, data=None) -> None:
+    from diffcodec.lora import save_lora
     from diffcore.checkpoint import load_model
     from diffcore.data import LatentCrops
     from diffcore.train import train
 
-    from diffcodec.lora import save_lora
-
     maps, hold, desc = _latents(data, recipe.crop)
-    codec = load_model(OscarHyperCodec, weights / "oscar" / "hyper").eval().requires_grad_(False)
+    codec = load_model(OscarHyperCodec, weights / "oscar" / "hyper", torch_dtype=torch.float32).eval().requires_grad_(False)
     torch.manual_seed(recipe.seed)
     unet = _unet_lora(recipe.lora_rank)
     cfg = _config(recipe.lora_steps, recipe.lora_batch, recipe.lora_lr, recipe.seed)
@@ -303,11 +302,17 @@ class RDObjective(nn.Module):
 
 
 def save_compression_model(model, path: Path, config: dict, card: dict) -> Path:
-    """compressai model -> safetensors (CDF tables included, after ``update``) + config + training card."""
+    """compressai model -> safetensors (parameters in float16, CDF tables included, after ``update``) + config + card.
+
+    The metrics in the card are measured before the float16 rounding; encoder and decoder both run the
+    rounded weights, so bitstreams stay decodable.
+    """
     model.update(force=True)
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / "model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    params = dict(model.named_parameters())  # stored as float16; buffers (CDF tables, scale table) as they are
+    state = {k: (v.half() if k in params else v).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp))
     os.replace(tmp, path / "model.safetensors")
     (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     _lora_card(path, card)
@@ -358,8 +363,12 @@ def train_rdeic_hyper(recipe: CodecRecipe, work: Path, weights: Path, data=None)
                 "machine": "CPU",
                 "params": sum(p.numel() for p in m.parameters()),
                 "config": asdict(cfg),
-                "metrics": {"train_latent_mse": round(c_mse, 4), "holdout_real_bpp": round(bpp, 4), "holdout_latent_mse": round(mse, 4),
-                            "relay_start": n},
+                "metrics": {
+                    "train_latent_mse": round(c_mse, 4),
+                    "holdout_real_bpp": round(bpp, 4),
+                    "holdout_latent_mse": round(mse, 4),
+                    "relay_start": n,
+                },
                 "command": f"diffcore train codec --stage rdeic-hyper --seed {recipe.seed}",
             },
         )  # fmt: skip
@@ -408,10 +417,9 @@ def _load_hypers(weights: Path) -> tuple[list, list[int]]:
 
 
 def train_rdeic_lora(recipe: CodecRecipe, work: Path, weights: Path, data=None) -> None:
+    from diffcodec.lora import save_lora
     from diffcore.data import LatentCrops
     from diffcore.train import train
-
-    from diffcodec.lora import save_lora
 
     maps, hold, desc = _latents(data, recipe.crop)
     hypers, starts = _load_hypers(weights)
