@@ -1,4 +1,4 @@
-"""Importing any package is lean: no gradio, no CUDA initialisation."""
+"""Importing any package is lean: no gradio, no CUDA initialisation, no model loaded."""
 
 import subprocess
 import sys
@@ -8,10 +8,12 @@ import sys, torch
 import diffcore, diffcore.sampling, diffcore.train, diffcore.data, diffcore.metrics
 import diffcore.bench, diffcore.checkpoint, diffcore.plugins, diffcore.zoo, diffcore.cli, diffcore.hub
 import diffcore.cache, diffcore.cache.search, diffcore.quant, diffcore.hooks, diffcore.lab.variants
+import diffcodec, diffcodec.bench, diffcodec.cli, diffcodec.codec, diffcodec.domain, diffcodec.train
 from diffcore.plugins import discover
 for entry in discover().values():
     entry.load()  # every domain object, without building its demo
 assert "gradio" not in sys.modules, "gradio was imported"
+assert not diffcodec.codec._cache, "a codec was loaded"
 assert not torch.cuda.is_initialized(), "CUDA was initialised"
 print("lean")
 """

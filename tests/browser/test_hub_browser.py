@@ -1,8 +1,9 @@
 """The hub in a real browser: Debian's Chromium driven by Playwright.
 
 Starts ``diffsuite`` on a free loopback port, opens the page, checks there is a
-tab for every installed domain, generates one sample on the Prior tab and runs one
-comparison on the Sampler lab tab.
+tab for every installed domain, generates one sample on the Prior tab, runs one
+comparison on the Sampler lab tab and compresses (then decodes) the example photo
+on the Image codec tab.
 Skipped when Chromium is missing, unless DIFFSUITE_REQUIRE_BROWSER=1 (CI).
 """
 
@@ -130,3 +131,31 @@ def test_sampler_lab_compares_side_by_side(hub_url, tmp_path):
         expect(page.locator("#lab-info")).to_contain_text("DeepCache N=2 + none: speed-up", timeout=30_000)
         expect(page.locator("#lab-info")).to_contain_text("PSNR")
         page.screenshot(path=str(Path(tmp_path) / "lab.png"), full_page=True)
+
+
+def test_codec_compresses_the_example_photo_and_decodes_its_blob(hub_url, tmp_path):
+    """The Image codec tab: the example holdout photo through OSCAR's lowest rate, then its .dfc blob decoded again."""
+    from playwright.sync_api import expect
+
+    with _page(hub_url) as page:
+        page.get_by_role("tab", name="Image codec").click()
+        page.locator("#codec-examples button.gallery-item").first.click()
+        expect(page.locator("#codec-input img")).to_be_visible(timeout=30_000)
+        page.locator("#codec-compress").click()
+        expect(page.locator("#codec-reconstruction img")).to_be_visible(timeout=180_000)
+        expect(page.locator("#codec-compare img").first).to_be_visible()
+        info = page.locator("#codec-info")
+        expect(info).to_contain_text("bpp real", timeout=30_000)
+        expect(info).to_contain_text("for 600×400 px")
+        expect(info).to_contain_text("PSNR")
+        expect(info).to_contain_text("MS-SSIM")
+        page.screenshot(path=str(Path(tmp_path) / "codec.png"), full_page=True)
+        with page.expect_download() as download:
+            page.locator("#codec-blob a").first.click()
+        assert download.value.suggested_filename == "oscar-rate0-600x400.dfc"
+        page.locator("#codec-blob-in input[type=file]").set_input_files(download.value.path())
+        page.locator("#codec-decode").click()
+        expect(page.locator("#codec-decoded img")).to_be_visible(timeout=180_000)
+        expect(page.locator("#codec-header")).to_contain_text("oscar, rate 0", timeout=30_000)
+        expect(page.locator("#codec-header")).to_contain_text("600×400 px")
+        expect(page.locator("#codec-header")).to_contain_text("CRC-32 ok")

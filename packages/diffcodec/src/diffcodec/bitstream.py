@@ -16,7 +16,8 @@ Layout, all integers little-endian::
 
 The total length must equal ``16 + 4n + Σ lengths + 4`` exactly, so a length
 field can never make the parser read (or allocate) past the blob. What the
-payloads hold is the method's business (:mod:`diffcodec.codec`).
+payloads hold is the method's business (:mod:`diffcodec.codec`); the rANS
+payloads go through :func:`rans_guard` before compressai's decoder sees them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+
+import numpy as np
 
 from diffcodec.errors import BadMagicError, ChecksumError, HostileBitstreamError, TruncatedError, UnsupportedVersionError
 
@@ -80,7 +83,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise BadMagicError(f"a diffcodec blob is bytes, got {type(blob).__name__}")
     blob = bytes(blob)
-    if len(blob) < 4 or blob[:4] != MAGIC[: len(blob[:4])]:
+    if blob[:4] != MAGIC[: len(blob[:4])]:
         raise BadMagicError("not a diffcodec bitstream (the magic bytes 'DFCX' are missing)")
     if len(blob) < _FIXED.size + 4:
         raise TruncatedError(f"blob of {len(blob)} bytes is shorter than a diffcodec header")
@@ -110,3 +113,54 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
         payloads.append(blob[pos : pos + length])
         pos += length
     return Header(methods[method_id], rate, height, width), payloads
+
+
+#: the longest run of 0xFF bytes :func:`rans_guard` lets through (compressai's encoder never writes one near it)
+MAX_FF_RUN = 64
+
+
+def _longest_ff_run(data: bytes) -> int:
+    ff = np.frombuffer(data, dtype=np.uint8) == 0xFF
+    if not ff.any():
+        return 0
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ff.view(np.int8), [0]))))
+    return int((edges[1::2] - edges[::2]).max())
+
+
+def rans_guard(stream: bytes, symbols: int, what: str = "rANS payload") -> bytes:
+    """Check one compressai rANS string that should decode to ``symbols`` symbols and return it
+    zero-padded so that compressai's decoder cannot read past its buffer.
+
+    compressai's ``RansDecoder.decode_with_indexes`` (C++) trusts its input: it
+    reads 8 bytes to start and then a 32-bit word whenever its state runs low,
+    without ever comparing its pointer with the string's end. A short or forged
+    string therefore makes it read past the buffer: a 1-byte payload under a
+    2048×2048 header crashed the interpreter (SIGSEGV) in our tests, and longer
+    forged strings decoded heap garbage (non-deterministic output).
+
+    What compressai writes is whole 32-bit words, at least the 2 of the final
+    state and at most one per symbol (its encoder's buffer), and near-random
+    bits, so a string of another length or with a run of more than
+    :data:`MAX_FF_RUN` 0xFF bytes is refused. A string that passes is followed by
+    ``12·symbols + 16·R + 1024`` zero bytes (R: its longest 0xFF run), which
+    bounds every read of the decoder, whatever the bytes: per symbol it reads at
+    most one word to decode it, plus, for an escape ("bypass") value, words for
+    4-bit groups whose count is itself sent in 4-bit groups. Past the real data
+    only zero words come in; a count can then run on for at most the 16
+    nibbles the 64-bit state held, and a symbol that pops all 64 of them leaves
+    the state at 0, where every later symbol reads exactly one zero word. So past
+    the end a symbol reads at most 3 words, the one that empties the state 38,
+    the one during which the data ends ``54 + 4R`` (a count run can also draw on
+    the data's 0xFF bytes), plus 2 for the start and 1 for a partial word:
+    ``4·(3·symbols + 4R + 95)`` bytes in all, under the padding. (Checked against
+    a Python port of the decoder that counts its reads, on ~10⁴ forged strings.)
+    """
+    n = len(stream)
+    if n < 8 or n % 4 or n > 4 * symbols + 8:
+        raise HostileBitstreamError(
+            f"{what} of {n} bytes cannot be a rANS string for {symbols} symbols (whole 32-bit words, 8…{4 * symbols + 8} bytes)"
+        )
+    run = _longest_ff_run(stream)
+    if run > MAX_FF_RUN:
+        raise HostileBitstreamError(f"{what} holds a run of {run} 0xFF bytes, which no rANS encoder writes")
+    return bytes(stream) + bytes(12 * symbols + 16 * run + 1024)

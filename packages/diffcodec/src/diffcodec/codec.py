@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
-from diffcodec.bitstream import METHODS, Header, pack, unpack
+from diffcodec.bitstream import METHODS, Header, pack, rans_guard, unpack
 from diffcodec.errors import CodecError, HostileBitstreamError
 from diffcodec.images import to_rgb
 from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
@@ -61,6 +61,8 @@ def load_compression_model(cls: type, path: str | Path) -> tuple[Any, dict]:
     except (OSError, json.JSONDecodeError, ValueError) as e:
         raise CheckpointError(f"cannot load the compression model at {p}: {e}") from e
     model = cls(N=int(cfg["N"]), M=int(cfg["M"]))
+    params = dict(model.named_parameters())
+    state = {k: (v.float() if k in params else v) for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as e:
@@ -91,6 +93,16 @@ def _pack_bits(idx: np.ndarray, bits: int) -> bytes:
 def _unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
     b = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits].reshape(count, bits)
     return (b.astype(np.uint32) << np.arange(bits - 1, -1, -1, dtype=np.uint32)).sum(1).astype(np.int64)
+
+
+def _check_rans(hyper: Any, payloads: list[bytes], w_shape: tuple[int, int]) -> tuple[list[bytes], list[bytes], tuple[int, int]]:
+    """A scale hyperprior's two rANS payloads (y, then the hyper-latent w of ``w_shape``) -> its ``decompress``
+    arguments, each string checked and padded by :func:`~diffcodec.bitstream.rans_guard` (compressai's decoder
+    does no bounds checks). y has ``M`` channels at 4× w's resolution, w ``N``."""
+    wh, ww = w_shape
+    y = rans_guard(payloads[0], hyper.M * 16 * wh * ww, "the y payload")
+    w = rans_guard(payloads[1], hyper.N * wh * ww, "the hyper-latent payload")
+    return [y], [w], w_shape
 
 
 def _oscar_multiple(hyper: Any, r: int) -> int:
@@ -126,11 +138,10 @@ class Codec:
 
     @classmethod
     def _build(cls, method: str, root: Path, device: str) -> Codec:
-        from diffcore.checkpoint import load_model
-        from diffcore.zoo import load_tinysd
-
         from diffcodec.lora import merged_unet, read_config
         from diffcodec.models import LatentHyperprior, OscarHyperCodec, PixelHyperprior
+        from diffcore.checkpoint import load_model
+        from diffcore.zoo import load_tinysd
 
         folder = root / _LAYOUT[method]
         if not folder.is_dir():
@@ -145,7 +156,7 @@ class Codec:
             return cls(method, {"hypers": models}, tuple(rates), {"device": dev})
         sd = load_tinysd(dev)
         if method == "oscar":
-            hyper = load_model(OscarHyperCodec, folder / "hyper").to(dev).eval()
+            hyper = load_model(OscarHyperCodec, folder / "hyper", torch_dtype=torch.float32).to(dev).eval()
             cfg = read_config(folder / "lora")
             unet = merged_unet(sd.unet, folder / "lora").to(dev)
             ts = [int(t) for t in cfg["timesteps"]]
@@ -267,7 +278,8 @@ class Codec:
         gh, gw = hyper.grid(r, h, w)
         bits = hyper.bits_per_index(r)
         if len(payloads) != 2 or len(payloads[0]) != 8 or len(payloads[1]) != -(-gh * gw * bits // 8):
-            raise HostileBitstreamError(f"OSCAR payload sizes {[len(p) for p in payloads]} do not fit a {header.height}x{header.width} image")
+            sizes = [len(p) for p in payloads]
+            raise HostileBitstreamError(f"OSCAR payload sizes {sizes} do not fit a {header.height}x{header.width} image")
         rms = torch.from_numpy(np.frombuffer(payloads[0], dtype="<f2").astype(np.float32))[None]
         if not torch.isfinite(rms).all() or (rms < 0).any():
             raise HostileBitstreamError("OSCAR side information holds non-finite or negative norms")
@@ -288,7 +300,10 @@ class Codec:
         if len(payloads) != 2:
             raise HostileBitstreamError(f"RDEIC blobs hold 2 payloads, this one {len(payloads)}")
         h, w = -(-header.height // (4 * m)) * m, -(-header.width // (4 * m)) * m
-        c = self._m["hypers"][r].decompress([payloads[0]], [payloads[1]], (h // m, w // m))
+        hyper = self._m["hypers"][r]
+        c = hyper.decompress(*_check_rans(hyper, payloads, (h // m, w // m)))
+        if not torch.isfinite(c).all():
+            raise HostileBitstreamError("the RDEIC payloads decode to non-finite latents")
         return relay_sample(self._m["unet"], c, self._p["starts"][r], steps)
 
     def _hyperprior_image(self, header: Header, payloads: list[bytes], r: int) -> torch.Tensor:
@@ -298,7 +313,10 @@ class Codec:
         if len(payloads) != 2:
             raise HostileBitstreamError(f"hyperprior blobs hold 2 payloads, this one {len(payloads)}")
         h, w = -(-header.height // m) * m, -(-header.width // m) * m
-        x = self._m["hypers"][r].decompress([payloads[0]], [payloads[1]], (h // m, w // m))
+        hyper = self._m["hypers"][r]
+        x = hyper.decompress(*_check_rans(hyper, payloads, (h // m, w // m)))
+        if not torch.isfinite(x).all():
+            raise HostileBitstreamError("the hyperprior payloads decode to non-finite pixels")
         return x[..., : header.height, : header.width]
 
 

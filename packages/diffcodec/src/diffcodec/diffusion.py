@@ -16,15 +16,22 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from diffcore.prior.models import SCHEDULER_CONFIG
 
 
-def alphas_cumprod() -> torch.Tensor:
-    """ᾱ_t of tinysd's noise schedule, t = 0 … 999 (float64)."""
+@functools.cache
+def _alphas_cumprod() -> torch.Tensor:
     return DDPMScheduler.from_config(SCHEDULER_CONFIG).alphas_cumprod.double()
+
+
+def alphas_cumprod() -> torch.Tensor:
+    """ᾱ_t of tinysd's noise schedule, t = 0 … 999 (float64; a copy of a table built once)."""
+    return _alphas_cumprod().clone()
 
 
 def timestep_for_error(mse: float) -> int:

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import GDN
-from compressai.models import CompressionModel, ScaleHyperprior
-from compressai.models.utils import conv, deconv
+
+with warnings.catch_warnings():  # compressai scripts helpers with torch.jit.script, deprecated in torch 2.15; not ours
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.layers import GDN
+    from compressai.models import CompressionModel, ScaleHyperprior
+    from compressai.models.utils import conv, deconv
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn

@@ -1,0 +1,199 @@
+"""The ``diffcodec`` command: ``encode | decode | eval | rates``.
+
+::
+
+    diffcodec encode photo.jpg photo.dfc --method oscar --rate 0   # prints the real bpp
+    diffcodec decode photo.dfc photo.png                           # method read from the blob
+    diffcodec eval ~/kodak --out kodak.md                          # RD table of a folder
+    diffcodec rates                                                # operating points, nominal bpp
+
+``--weights DIR`` takes a root folder written by ``diffcore train codec --weights DIR``
+instead of the shipped weights. Bad input (a missing or unreadable file, a corrupt
+blob, a transparent image …) prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from diffcodec.bitstream import METHODS
+from diffcore.errors import DiffcoreError
+
+#: Pillow options for the lossless / near-lossless writing of decoded images
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
+
+
+class _FileError(Exception):
+    """A file could not be read or written: reported like a typed error, without a traceback."""
+
+
+def _read_image(path: Path):
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            # what every viewer shows: a phone photo's EXIF rotation applied
+            return ImageOps.exif_transpose(im)
+    except FileNotFoundError as e:
+        raise _FileError(f"{path}: no such file") from e
+    except UnidentifiedImageError as e:
+        raise _FileError(f"{path}: not an image Pillow can read (PNG, JPEG, WebP, TIFF, BMP …)") from e
+    except Image.DecompressionBombError as e:
+        raise _FileError(f"{path}: {e}") from e
+    except OSError as e:
+        raise _FileError(f"{path}: cannot read the image: {e}") from e
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise _FileError(f"{path}: no such file") from e
+    except OSError as e:
+        raise _FileError(f"{path}: cannot read: {e}") from e
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        raise _FileError(f"{path}: cannot write: {e}") from e
+
+
+def _save_image(image, path: Path) -> None:
+    """Write ``image`` in the format its extension names; PNG when it has none."""
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(path.suffix.lower()) if path.suffix else "PNG"
+    if fmt is None or fmt not in Image.SAVE:
+        raise _FileError(f"{path}: Pillow cannot write {path.suffix!r} files; use .png, .webp, .jpg, .tif or .bmp")
+    try:
+        image.save(path, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+    except OSError as e:
+        raise _FileError(f"{path}: cannot write: {e}") from e
+
+
+def _encode(a: argparse.Namespace) -> int:
+    from diffcodec.codec import Codec
+    from diffcodec.images import to_rgb
+
+    rgb = to_rgb(_read_image(a.input))  # refuses a transparent / unusable image before any model loads
+    codec = Codec.load(a.method, path=a.weights)
+    t0 = time.perf_counter()
+    blob = codec.compress(rgb, rate=a.rate)
+    seconds = time.perf_counter() - t0
+    _write(a.output, blob)
+    h, w = rgb.shape[:2]
+    bpp = 8 * len(blob) / (w * h)
+    print(f"{a.output}: {len(blob)} bytes, {bpp:.4f} bpp ({a.method} rate {a.rate}, {w}×{h} px, encoded in {seconds:.2f} s)")
+    return 0
+
+
+def _decode(a: argparse.Namespace) -> int:
+    from diffcodec.bitstream import read_header
+    from diffcodec.codec import Codec
+
+    blob = _read_bytes(a.input)
+    header = read_header(blob)
+    codec = Codec.for_blob(blob, path=a.weights)
+    t0 = time.perf_counter()
+    image = codec.decompress(blob, steps=a.steps)
+    seconds = time.perf_counter() - t0
+    _save_image(image, a.output)
+    steps = codec.default_steps if a.steps is None else a.steps
+    passes = "no diffusion" if steps == 0 else f"{steps} UNet pass{'es' if steps != 1 else ''}"
+    print(
+        f"{a.output}: {header.width}×{header.height} px from {header.method} rate {header.rate} "
+        f"({8 * len(blob) / header.pixels:.4f} bpp), {passes}, decoded in {seconds:.2f} s"
+    )
+    return 0
+
+
+def _eval(a: argparse.Namespace) -> int:
+    from diffcodec.bench import evaluate_folder, format_table
+
+    rows = evaluate_folder(a.folder, methods=a.methods, path=a.weights)
+    table = format_table(rows)
+    print(table)
+    if a.out is not None:
+        _write(a.out, (table.rstrip("\n") + "\n").encode())
+        print(f"wrote {a.out}", file=sys.stderr)
+    return 0
+
+
+def _rates(a: argparse.Namespace) -> int:
+    from diffcodec.codec import Codec
+
+    for method in [a.method] if a.method else list(METHODS):
+        codec = Codec.load(method, path=a.weights)
+        print(method)
+        for r in codec.rates:
+            bpp = "n/a" if r.bpp != r.bpp else f"{r.bpp:.4f}"
+            print(f"  --rate {r.index}  {r.label:<24} {bpp:>8} bpp (nominal)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="diffcodec", description="Diffusion image codec: OSCAR (one step) and RDEIC (relay residual)."
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    weights = argparse.ArgumentParser(add_help=False)
+    weights.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a folder written by `diffcore train codec --weights DIR` (default: shipped)",
+    )
+    methods = sorted(METHODS, key=METHODS.get)
+
+    e = sub.add_parser("encode", parents=[weights], help="compress an image to a .dfc blob; prints the real bpp")
+    e.add_argument("input", type=Path, help="any image Pillow reads")
+    e.add_argument("output", type=Path, help="the blob to write (e.g. photo.dfc)")
+    e.add_argument("--method", choices=methods, default="oscar")
+    e.add_argument("--rate", type=int, default=0, help="rate index (see `diffcodec rates`); default 0, the lowest")
+    e.set_defaults(fn=_encode)
+
+    d = sub.add_parser("decode", parents=[weights], help="decompress a blob; the method is read from its header")
+    d.add_argument("input", type=Path, help="a .dfc blob")
+    d.add_argument("output", type=Path, help="the image to write, in the format its extension names (PNG if none)")
+    d.add_argument("--steps", type=int, default=None, help="UNet passes (default: the method's own: OSCAR 1, RDEIC 2)")
+    d.set_defaults(fn=_decode)
+
+    v = sub.add_parser("eval", parents=[weights], help="rate-distortion table of a folder of images")
+    v.add_argument("folder", type=Path)
+    v.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        metavar="M",
+        help="any of oscar rdeic hyperprior jpeg webp autoencoder (default: all but autoencoder, the upper bound)",
+    )
+    v.add_argument("--out", type=Path, default=None, metavar="FILE.md", help="also write the table here")
+    v.set_defaults(fn=_eval)
+
+    r = sub.add_parser("rates", parents=[weights], help="list each method's rates with their nominal bpp")
+    r.add_argument("--method", choices=methods, default=None)
+    r.set_defaults(fn=_rates)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    # compressai's import-time deprecation notice is not the user's business: stderr is kept for our one-line errors
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    try:
+        return a.fn(a)
+    except (DiffcoreError, _FileError) as e:
+        print(f"diffcodec: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

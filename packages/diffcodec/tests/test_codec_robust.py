@@ -1,0 +1,389 @@
+"""Hostile and corrupted blobs through the real codecs, the rANS guard, and determinism.
+
+* a fuzz test of mutated real blobs per method, most of them resealed with a
+  valid CRC so that they reach the payload decoders: each decodes to an image
+  of the header's size or raises a ``diffcodec`` error, never anything else;
+* targeted hostile payloads (method mismatch, rate out of range, wrong payload
+  counts and sizes, short / forged rANS strings under a huge header, which
+  crashed compressai's decoder before :func:`~diffcodec.bitstream.rans_guard`);
+* a Python port of compressai's rANS decoder that counts its reads, checking on
+  forged strings that the guard's zero padding bounds every read;
+* compress → decompress is deterministic across calls and across 1 vs 2 torch threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+from diffcodec import Codec, CodecError, HostileBitstreamError
+from diffcodec.bitstream import MAX_PAYLOADS, Header, pack, rans_guard, unpack
+
+METHODS = ("oscar", "rdeic", "hyperprior")
+COUNT_AT, HEIGHT_AT, WIDTH_AT, LENGTHS_AT = 7, 8, 12, 16
+
+
+def reseal(body_and_crc: bytes) -> bytes:
+    body = body_and_crc[:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.fixture(scope="module")
+def codecs(codec_path) -> dict[str, Codec]:
+    return {m: Codec.load(m, path=codec_path) for m in METHODS}
+
+
+@pytest.fixture(scope="module")
+def blobs(codecs, small_image) -> dict[str, list[bytes]]:
+    """Per method: real blobs of the 48×64 photo at the lowest and the highest rate."""
+    return {m: [c.compress(small_image, 0), c.compress(small_image, len(c.rates) - 1)] for m, c in codecs.items()}
+
+
+def decode_or_codec_error(codec: Codec, blob: bytes) -> str:
+    """Decode ``blob``: 'image' (of the header's size) or the name of the diffcodec error. Anything else propagates."""
+    try:
+        out = codec.decompress(blob)
+    except CodecError as e:
+        return type(e).__name__
+    header = unpack(blob)[0]
+    assert out.mode == "RGB" and out.size == (header.width, header.height)
+    return "image"
+
+
+# --------------------------------------------------------------------------- fuzz
+
+
+def _mutate(rng: random.Random, blob: bytes, codec: Codec, other_blobs: list[bytes]) -> tuple[str, bytes]:
+    """One mutant of a real blob and the kind of mutation; most kinds keep a valid container (CRC recomputed)."""
+    header, payloads = unpack(blob)
+    payloads = list(payloads)
+    b = bytearray(blob)
+    kind = rng.choice(
+        ["flip", "overwrite", "truncate", "insert", "splice"]  # raw: the CRC catches them
+        + ["p-trunc", "p-extend", "p-random", "p-empty", "p-swap", "p-count", "p-words"] * 2  # resealed, payload sizes change
+        + ["rate", "size", "huge", "method"]  # resealed, header fields
+        + ["p-bits"]  # resealed, payload bits changed, sizes kept: full decodes (the costly kind)
+    )
+    if kind == "flip":
+        for _ in range(rng.randint(1, 3)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        return kind, bytes(b)
+    if kind == "overwrite":
+        b[rng.randrange(len(b))] = rng.randrange(256)
+        return kind, bytes(b)
+    if kind == "truncate":
+        return kind, bytes(b[: rng.randrange(len(b))])
+    if kind == "insert":
+        pos = rng.randrange(len(b) + 1)
+        return kind, bytes(b[:pos] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 8))) + b[pos:])
+    if kind == "splice":
+        o = rng.choice(other_blobs)
+        return kind, bytes(b[: rng.randrange(len(b))]) + o[rng.randrange(len(o)) :]
+    i = rng.randrange(len(payloads))
+    p = payloads[i]
+    if kind == "p-trunc":
+        payloads[i] = p[: rng.randrange(len(p) + 1)]
+    elif kind == "p-extend":
+        payloads[i] = p + bytes(rng.randrange(256) for _ in range(rng.choice([1, 3, 4, 8, 64])))
+    elif kind == "p-random":
+        payloads[i] = bytes(rng.randrange(256) for _ in range(rng.choice([1, 2, 7, 9, len(p) + 1, len(p) + 2, 1000])))
+    elif kind == "p-words":  # whole 32-bit words: passes rans_guard's length checks
+        payloads[i] = bytes(rng.randrange(256) for _ in range(4 * rng.choice([0, 1, 2, 3, 5, 50, 300])))
+    elif kind == "p-empty":
+        payloads[i] = b""
+    elif kind == "p-swap":
+        payloads.reverse()
+    elif kind == "p-count":
+        payloads = payloads[:1] if rng.random() < 0.5 else (payloads + [p] * rng.randint(1, MAX_PAYLOADS - len(payloads)))
+    elif kind == "p-bits":
+        q = bytearray(p)
+        if q:
+            for _ in range(rng.randint(1, 3)):
+                q[rng.randrange(len(q))] ^= 1 << rng.randrange(8)
+        payloads[i] = bytes(q)
+    elif kind == "rate":
+        header = Header(
+            header.method, rng.choice([0, 1, len(codec.rates) - 1, len(codec.rates), 255]), header.height, header.width
+        )
+    elif kind == "size":  # other small sizes: the payloads no longer fit, or decode to another size
+        header = Header(header.method, header.rate, rng.randint(1, 96), rng.randint(1, 128))
+    elif kind == "huge":  # a big image with the same small payloads: refused before any big work
+        header = Header(header.method, header.rate, rng.choice([1024, 2048]), rng.choice([2048, 1024]))
+    elif kind == "method":
+        return kind, reseal(blob[:5] + bytes([rng.choice([1, 2, 3])]) + blob[6:])
+    return kind, pack(header, payloads)  # a valid container around whatever payloads, as a forger would write
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fuzz_mutated_real_blobs(codecs, blobs, method):
+    """700 mutants per method (2,100 in all), two thirds of them valid containers that reach the payload decoders."""
+    codec = codecs[method]
+    rng = random.Random(f"diffcodec-fuzz-{method}")
+    others = [b for m in METHODS for b in blobs[m]]
+    outcomes: dict[str, int] = {}
+    reached = full = 0
+    full_budget = 60 if method != "hyperprior" else 250  # size-keeping payload mutants run the whole decoder (UNet)
+    t = time.perf_counter()
+    n = 0
+    while n < 700:
+        base = blobs[method][n % 2]
+        kind, blob = _mutate(rng, base, codec, others)
+        if kind == "p-bits":
+            if full >= full_budget:
+                continue
+            full += 1
+        n += 1
+        try:
+            parsed = unpack(blob)[0]
+        except CodecError:
+            parsed = None
+        if parsed is not None and parsed.method == method:
+            reached += 1  # a valid container for this codec: its payloads are what gets tested
+        result = decode_or_codec_error(codec, blob)
+        outcomes[result] = outcomes.get(result, 0) + 1
+    elapsed = time.perf_counter() - t
+    print(method, outcomes, f"{reached} reached the payload decoders, {elapsed:.1f}s")
+    assert reached >= 350, outcomes
+    assert outcomes.get("HostileBitstreamError", 0) >= 100 and outcomes.get("ChecksumError", 0) >= 20, outcomes
+    assert outcomes.get("image", 0) >= 20, outcomes  # some mutants are still decodable, and decode to the right size
+
+
+# --------------------------------------------------------------------------- targeted
+
+
+@pytest.mark.parametrize("blob_method", METHODS)
+@pytest.mark.parametrize("codec_method", METHODS)
+def test_method_mismatch(codecs, blobs, codec_path, codec_method, blob_method):
+    blob = blobs[blob_method][0]
+    if codec_method == blob_method:
+        assert decode_or_codec_error(codecs[codec_method], blob) == "image"
+    else:
+        with pytest.raises(CodecError, match=f"made by '{blob_method}'"):
+            codecs[codec_method].decompress(blob)
+    assert Codec.for_blob(blob, path=codec_path) is codecs[blob_method]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_rate_index_out_of_range_with_a_valid_crc(codecs, blobs, method):
+    codec = codecs[method]
+    header, payloads = unpack(blobs[method][0])
+    for rate in (len(codec.rates), 17, 255):
+        with pytest.raises(HostileBitstreamError, match="rate index"):
+            codec.decompress(pack(Header(method, rate, header.height, header.width), payloads))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_wrong_payload_counts(codecs, blobs, method):
+    header, payloads = unpack(blobs[method][0])
+    for bad in ([payloads[0]], [payloads[1]], payloads + [b""], payloads + payloads, [b""] * MAX_PAYLOADS):
+        with pytest.raises(HostileBitstreamError):
+            codecs[method].decompress(pack(header, bad))
+
+
+def test_wrong_oscar_payload_sizes(codecs, blobs):
+    header, (rms, idx) = unpack(blobs["oscar"][0])
+    for bad in ([rms[:-1], idx], [rms + b"\0", idx], [rms, idx[:-1]], [rms, idx + b"\0"], [b"", b""], [rms, b""]):
+        with pytest.raises(HostileBitstreamError, match="payload sizes"):
+            codecs["oscar"].decompress(pack(header, bad))
+    for value in (np.nan, np.inf, -1.0):
+        bad_rms = np.frombuffer(rms, "<f2").copy()
+        bad_rms[1] = value
+        with pytest.raises(HostileBitstreamError, match="non-finite or negative"):
+            codecs["oscar"].decompress(pack(header, [bad_rms.tobytes(), idx]))
+
+
+_SHORT = [b"", b"\x01", b"abc", b"\xff" * 7, b"\x00" * 9, b"\x01" * 10]
+
+
+@pytest.mark.parametrize("method", ["rdeic", "hyperprior"])
+@pytest.mark.parametrize("size", [(48, 64), (2048, 2048), (1, 16384)], ids=str)
+def test_short_rans_strings_are_refused_before_compressai_sees_them(codecs, blobs, method, size):
+    """Before the guard, a 1-byte payload under a 2048×2048 header crashed the interpreter (SIGSEGV):
+    compressai's decoder reads its string without bounds checks."""
+    header, (y, w) = unpack(blobs[method][0])
+    codec = codecs[method]
+    for s in _SHORT:
+        for payloads in ([s, w], [y, s], [s, s]):
+            t = time.perf_counter()
+            with pytest.raises(HostileBitstreamError, match="rANS string"):
+                codec.decompress(pack(Header(method, header.rate, *size), payloads))
+            assert time.perf_counter() - t < 1.0
+
+
+@pytest.mark.parametrize("method", ["rdeic", "hyperprior"])
+def test_overlong_and_ff_run_rans_strings_are_refused(codecs, blobs, method):
+    header, (y, w) = unpack(blobs[method][0])
+    with pytest.raises(HostileBitstreamError, match="rANS string"):  # longer than one word per symbol
+        codecs[method].decompress(pack(header, [y, w + b"\x01" * (4 << 20)]))
+    with pytest.raises(HostileBitstreamError, match="0xFF"):
+        codecs[method].decompress(pack(header, [y[:4] + b"\xff" * 128, w]))
+
+
+@pytest.mark.parametrize("method", ["rdeic", "hyperprior"])
+def test_forged_rans_strings_decode_deterministically_or_are_refused(codecs, blobs, method):
+    """Forged strings of whole words pass the guard and decode to garbage, but the same garbage every time
+    (without the padding the decoder read heap memory past the string) or to a clear error."""
+    header, (y, w) = unpack(blobs[method][0])
+    rng = random.Random(7)
+    codec = codecs[method]
+    for n_words in (2, 3, 16, 200):
+        forged = [bytes(rng.randrange(256) for _ in range(4 * n_words)) for _ in range(2)]
+        blob = pack(header, forged)
+        first = decode_or_codec_error(codec, blob)
+        if first == "image":
+            assert np.array_equal(np.asarray(codec.decompress(blob)), np.asarray(codec.decompress(blob)))
+        else:
+            assert first == "HostileBitstreamError"
+
+
+# --------------------------------------------------------------------------- the guard's bound, on a port of the decoder
+
+
+def _port_decode(data: bytes, indexes: list[int], cdfs: list[list[int]], sizes: list[int], offsets: list[int]):
+    """compressai's rANSDecoderInterface::decode_with_indexes (cpp_exts/rans/rans_interface.cpp, Rans64 with
+    32-bit words, 16-bit precision, 4-bit bypass) in Python -> (symbols, bytes read past the end of ``data``)."""
+    lo, mask64 = 1 << 31, (1 << 64) - 1
+    words = np.frombuffer(data + bytes(-len(data) % 4), "<u4").tolist()
+    pos = 0
+
+    def read() -> int:
+        nonlocal pos
+        pos += 1
+        return words[pos - 1] if pos <= len(words) else 0
+
+    x = read() | read() << 32
+    out = []
+
+    def get_bits() -> int:
+        nonlocal x
+        val, x = x & 15, x >> 4
+        if x < lo:
+            x = (x << 32 | read()) & mask64
+        return val
+
+    for ci in indexes:
+        cdf, max_value = cdfs[ci], sizes[ci] - 2
+        cum = x & 0xFFFF
+        s = 0
+        while cdf[s + 1] <= cum:
+            s += 1
+        x = (cdf[s + 1] - cdf[s]) * (x >> 16) + cum - cdf[s]
+        if x < lo:
+            x = (x << 32 | read()) & mask64
+        value = s
+        if value == max_value:
+            val = n_bypass = get_bits()
+            while val == 15:
+                val = get_bits()
+                n_bypass += val
+            raw = 0
+            for j in range(n_bypass):
+                raw |= get_bits() << (j * 4 & 31)  # C++: a shift past 31 wraps on x86
+            raw &= 0xFFFFFFFF
+            raw = raw - (1 << 32) if raw >> 31 else raw
+            value = -(raw >> 1) - 1 if raw & 1 else (raw >> 1) + max_value
+        out.append(value + offsets[ci])
+    return out, 4 * pos - len(data)
+
+
+def test_rans_guard_padding_bounds_every_read_of_compressais_decoder():
+    """On forged strings (random, 0xFF runs, zeros, mixtures) and real CDF tables (very peaked to flat), the port
+    agrees with compressai's decoder symbol for symbol, and never reads as far as rans_guard's padding reaches."""
+    from compressai import ans
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.models.base import get_scale_table
+
+    gc = GaussianConditional(None)
+    gc.update_scale_table(get_scale_table())
+    eb = EntropyBottleneck(8)
+    eb.update(force=True)
+    decoder = ans.RansDecoder()
+    rng = random.Random(3)
+    worst = 0.0
+    for em in (gc, eb):
+        cdfs = em._quantized_cdf.tolist()
+        sizes = em._cdf_length.reshape(-1).int().tolist()
+        offsets = em._offset.reshape(-1).int().tolist()
+        for _ in range(150):
+            n = rng.choice([1, 16, 200, 600])
+            indexes = [rng.randrange(len(cdfs)) for _ in range(n)]
+            length = 4 * rng.choice([2, 3, max(2, n // 4), n + 2])
+            style = rng.randrange(4)
+            if style == 0:
+                data = bytes(rng.randrange(256) for _ in range(length))
+            elif style == 1:
+                data = bytes(rng.choice([0, 0xFF, rng.randrange(256)]) for _ in range(length))
+            elif style == 2:
+                data = b"\xff" * min(length, 64) + bytes(max(0, length - 64))
+            else:
+                data = bytes(rng.choice([0xF0, 0x0F, 0xFF, 0xFE, 0x7F, 0x00]) for _ in range(length))
+            try:
+                padded = rans_guard(data, n)
+            except HostileBitstreamError:
+                continue
+            expect, past_end = _port_decode(data, indexes, cdfs, sizes, offsets)
+            assert decoder.decode_with_indexes(padded, indexes, cdfs, sizes, offsets) == expect
+            assert past_end <= len(padded) - len(data) - 600, (past_end, len(padded) - len(data))
+            worst = max(worst, past_end / (4 * n))
+    print(f"worst read past the end: {worst:.2f} words per symbol (the guard allows 3)")
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_compress_and_decompress_are_repeatable(codecs, small_image, method):
+    codec = codecs[method]
+    for rate in (0, len(codec.rates) - 1):
+        blob = codec.compress(small_image, rate)
+        assert codec.compress(small_image.copy(), rate) == blob
+        a, b = np.asarray(codec.decompress(blob)), np.asarray(codec.decompress(bytes(blob)))
+        assert a.shape == small_image.shape and np.array_equal(a, b)
+
+
+_THREADS_SCRIPT = r"""
+import hashlib, json, sys
+import numpy as np, skimage.data, torch
+torch.set_num_threads(int(sys.argv[1]))
+from diffcodec import Codec
+img = np.ascontiguousarray(skimage.data.coffee()[100:148, 200:264])
+out = {"threads": torch.get_num_threads()}
+for m in ("oscar", "rdeic", "hyperprior"):
+    c = Codec.load(m, path=sys.argv[2] or None)
+    for r in range(len(c.rates)):
+        blob = c.compress(img, r)
+        pixels = np.asarray(c.decompress(blob)).tobytes()
+        out[f"{m}-{r}"] = [hashlib.sha256(blob).hexdigest(), hashlib.sha256(pixels).hexdigest()]
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_compress_and_decompress_agree_across_1_and_2_threads(codec_path):
+    """Every rate of every method, in two fresh processes with 1 and 2 torch threads: same blob bytes, same pixels."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    results = []
+    for threads in (1, 2):
+        proc = subprocess.run(
+            [sys.executable, "-c", _THREADS_SCRIPT, str(threads), str(codec_path or "")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+        results.append(json.loads(line[len("RESULT ") :]))
+    one, two = results
+    assert (one.pop("threads"), two.pop("threads")) == (1, 2)
+    differ = {k: (one[k], two[k]) for k in one if one[k] != two[k]}
+    assert not differ, f"differ between 1 and 2 threads (blob sha256, pixels sha256): {differ}"
