@@ -252,12 +252,16 @@ def test_rans_guard_pads_with_zeros():
 
 @pytest.mark.parametrize(
     "stream, symbols",
-    [(b"", 10), (b"\x01", 10), (b"\x01" * 7, 10), (b"\x01" * 9, 10), (b"\x01" * 49, 10), (b"\x01" * 52, 10)],
+    [(b"", 10), (b"\x01", 10), (b"\x01" * 7, 10), (b"\x01" * 9, 10), (b"\x01" * 49, 10), (b"\x01" * 92, 10)],
     ids=["empty", "1", "7", "9", "unaligned", "too-long"],
 )
 def test_rans_guard_refuses_what_compressai_never_writes(stream, symbols):
     with pytest.raises(errors.HostileBitstreamError):
         rans_guard(stream, symbols)
+
+
+def test_rans_guard_takes_up_to_two_words_per_symbol():
+    assert rans_guard(b"\x01" * 88, 10)[:88] == b"\x01" * 88
 
 
 def test_rans_guard_refuses_long_runs_of_ff():

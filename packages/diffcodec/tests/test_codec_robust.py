@@ -62,6 +62,10 @@ def decode_or_codec_error(codec: Codec, blob: bytes) -> str:
 # --------------------------------------------------------------------------- fuzz
 
 
+def method_is_rans(method: str) -> bool:
+    return method in ("rdeic", "hyperprior")
+
+
 def _mutate(rng: random.Random, blob: bytes, codec: Codec, other_blobs: list[bytes]) -> tuple[str, bytes]:
     """One mutant of a real blob and the kind of mutation; most kinds keep a valid container (CRC recomputed)."""
     header, payloads = unpack(blob)
@@ -116,8 +120,10 @@ def _mutate(rng: random.Random, blob: bytes, codec: Codec, other_blobs: list[byt
         )
     elif kind == "size":  # other small sizes: the payloads no longer fit, or decode to another size
         header = Header(header.method, header.rate, rng.randint(1, 96), rng.randint(1, 128))
-    elif kind == "huge":  # a big image with the same small payloads: refused before any big work
+    elif kind == "huge":  # a big image with small payloads: refused before any big work
         header = Header(header.method, header.rate, rng.choice([1024, 2048]), rng.choice([2048, 1024]))
+        if method_is_rans(header.method):  # a short rANS string can legitimately hold a big flat image: make it too short
+            payloads[i] = p[: rng.choice([0, 1, 4, 7])]
     elif kind == "method":
         return kind, reseal(blob[:5] + bytes([rng.choice([1, 2, 3])]) + blob[6:])
     return kind, pack(header, payloads)  # a valid container around whatever payloads, as a forger would write
@@ -222,7 +228,7 @@ def test_short_rans_strings_are_refused_before_compressai_sees_them(codecs, blob
 @pytest.mark.parametrize("method", ["rdeic", "hyperprior"])
 def test_overlong_and_ff_run_rans_strings_are_refused(codecs, blobs, method):
     header, (y, w) = unpack(blobs[method][0])
-    with pytest.raises(HostileBitstreamError, match="rANS string"):  # longer than one word per symbol
+    with pytest.raises(HostileBitstreamError, match="rANS string"):  # longer than two words per symbol
         codecs[method].decompress(pack(header, [y, w + b"\x01" * (4 << 20)]))
     with pytest.raises(HostileBitstreamError, match="0xFF"):
         codecs[method].decompress(pack(header, [y[:4] + b"\xff" * 128, w]))
@@ -308,13 +314,13 @@ def test_rans_guard_padding_bounds_every_read_of_compressais_decoder():
     eb.update(force=True)
     decoder = ans.RansDecoder()
     rng = random.Random(3)
-    worst = 0.0
+    worst, checked = 0.0, 0
     for em in (gc, eb):
         cdfs = em._quantized_cdf.tolist()
         sizes = em._cdf_length.reshape(-1).int().tolist()
         offsets = em._offset.reshape(-1).int().tolist()
-        for _ in range(150):
-            n = rng.choice([1, 16, 200, 600])
+        for _ in range(100):
+            n = rng.choice([1, 16, 100, 300])
             indexes = [rng.randrange(len(cdfs)) for _ in range(n)]
             length = 4 * rng.choice([2, 3, max(2, n // 4), n + 2])
             style = rng.randrange(4)
@@ -333,8 +339,10 @@ def test_rans_guard_padding_bounds_every_read_of_compressais_decoder():
             expect, past_end = _port_decode(data, indexes, cdfs, sizes, offsets)
             assert decoder.decode_with_indexes(padded, indexes, cdfs, sizes, offsets) == expect
             assert past_end <= len(padded) - len(data) - 600, (past_end, len(padded) - len(data))
-            worst = max(worst, past_end / (4 * n))
-    print(f"worst read past the end: {worst:.2f} words per symbol (the guard allows 3)")
+            worst = max(worst, past_end / (len(padded) - len(data)))
+            checked += 1
+    assert checked >= 100
+    print(f"the furthest read past a forged string used {100 * worst:.0f}% of rans_guard's padding")
 
 
 # --------------------------------------------------------------------------- determinism
@@ -355,21 +363,27 @@ import hashlib, json, sys
 import numpy as np, skimage.data, torch
 torch.set_num_threads(int(sys.argv[1]))
 from diffcodec import Codec
-img = np.ascontiguousarray(skimage.data.coffee()[100:148, 200:264])
+images = [skimage.data.coffee()[100:148, 200:264], skimage.data.astronaut()[50:178, 100:292]]
 out = {"threads": torch.get_num_threads()}
 for m in ("oscar", "rdeic", "hyperprior"):
     c = Codec.load(m, path=sys.argv[2] or None)
-    for r in range(len(c.rates)):
-        blob = c.compress(img, r)
-        pixels = np.asarray(c.decompress(blob)).tobytes()
-        out[f"{m}-{r}"] = [hashlib.sha256(blob).hexdigest(), hashlib.sha256(pixels).hexdigest()]
+    for i, img in enumerate(images):
+        for r in range(len(c.rates)):
+            blob = c.compress(np.ascontiguousarray(img), r)
+            pixels = np.asarray(c.decompress(blob)).tobytes()
+            out[f"{m}-rate{r}-image{i}"] = [hashlib.sha256(blob).hexdigest(), hashlib.sha256(pixels).hexdigest()]
 print("RESULT " + json.dumps(out))
 """
 
 
 @pytest.mark.slow
 def test_compress_and_decompress_agree_across_1_and_2_threads(codec_path):
-    """Every rate of every method, in two fresh processes with 1 and 2 torch threads: same blob bytes, same pixels."""
+    """Every rate of every method on a 48×64 and a 128×192 photo, in two fresh processes with 1 and 2 torch threads:
+    same blob bytes, same pixels.
+
+    oneDNN's 1×1 convolutions (the UNet's and the VAE's ``conv_shortcut``, GDN's channel mixing) sum their
+    input channels in an order that depends on the thread count: the same blob decoded 1 level apart in a
+    few pixels. Every other layer (3×3 convolutions, linear, norms, attention) was bit-identical."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     results = []
     for threads in (1, 2):

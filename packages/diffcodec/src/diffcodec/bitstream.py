@@ -139,8 +139,9 @@ def rans_guard(stream: bytes, symbols: int, what: str = "rANS payload") -> bytes
     forged strings decoded heap garbage (non-deterministic output).
 
     What compressai writes is whole 32-bit words, at least the 2 of the final
-    state and at most one per symbol (its encoder's buffer), and near-random
-    bits, so a string of another length or with a run of more than
+    state and at most 2 per symbol (a symbol costs at most 16 bits plus 4-bit
+    escape groups, under 64 bits in all), and near-random bits, so a string of
+    another length or with a run of more than
     :data:`MAX_FF_RUN` 0xFF bytes is refused. A string that passes is followed by
     ``12·symbols + 16·R + 1024`` zero bytes (R: its longest 0xFF run), which
     bounds every read of the decoder, whatever the bytes: per symbol it reads at
@@ -156,9 +157,9 @@ def rans_guard(stream: bytes, symbols: int, what: str = "rANS payload") -> bytes
     a Python port of the decoder that counts its reads, on ~10⁴ forged strings.)
     """
     n = len(stream)
-    if n < 8 or n % 4 or n > 4 * symbols + 8:
+    if n < 8 or n % 4 or n > 8 * symbols + 8:
         raise HostileBitstreamError(
-            f"{what} of {n} bytes cannot be a rANS string for {symbols} symbols (whole 32-bit words, 8…{4 * symbols + 8} bytes)"
+            f"{what} of {n} bytes cannot be a rANS string for {symbols} symbols (whole 32-bit words, 8…{8 * symbols + 8} bytes)"
         )
     run = _longest_ff_run(stream)
     if run > MAX_FF_RUN:

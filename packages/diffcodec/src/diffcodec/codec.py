@@ -128,7 +128,13 @@ class Codec:
         key = (method, str(root.resolve()), str(device))
         with _cache_lock:
             if key not in _cache:
-                _cache[key] = cls._build(method, root, device)
+                from diffcodec.stable import thread_stable
+
+                codec = cls._build(method, root, device)
+                for m in codec._m.values():  # the codec's own model instances: decoding is thread-count independent
+                    for module in m if isinstance(m, list) else [m]:
+                        thread_stable(module)
+                _cache[key] = codec
             return _cache[key]
 
     @classmethod
