@@ -194,20 +194,11 @@ class LatentHyperprior(CompressionModel):
 
     def compress(self, z: torch.Tensor) -> tuple[list[bytes], list[bytes], tuple[int, int]]:
         """Padded latents (1, 4, h, w) -> (y strings, w strings, w shape)."""
-        y = self.g_a(z)
-        w = self.h_a(torch.abs(y))
-        w_strings = self.entropy_bottleneck.compress(w)
-        w_hat = self.entropy_bottleneck.decompress(w_strings, w.shape[-2:])
-        idx = self.gaussian_conditional.build_indexes(self.scales(w_hat))
-        y_strings = self.gaussian_conditional.compress(y, idx)
-        return y_strings, w_strings, tuple(w.shape[-2:])
+        return _hyper_compress(self, z)
 
     def decompress(self, y_strings: list[bytes], w_strings: list[bytes], w_shape: tuple[int, int]) -> torch.Tensor:
         """The strings back to the compressed latent c (1, 4, 8·wh, 8·ww)."""
-        w_hat = self.entropy_bottleneck.decompress(w_strings, w_shape)
-        idx = self.gaussian_conditional.build_indexes(self.scales(w_hat))
-        y_hat = self.gaussian_conditional.decompress(y_strings, idx, w_hat.dtype)
-        return self.g_s(y_hat)
+        return _hyper_decompress(self, y_strings, w_strings, w_shape)
 
 
 class PixelHyperprior(ScaleHyperprior):
@@ -223,15 +214,24 @@ class PixelHyperprior(ScaleHyperprior):
         return copy.deepcopy(self.h_s).double()(w_hat.double()).float()
 
     def compress(self, x: torch.Tensor) -> tuple[list[bytes], list[bytes], tuple[int, int]]:
-        y = self.g_a(x)
-        w = self.h_a(torch.abs(y))
-        w_strings = self.entropy_bottleneck.compress(w)
-        w_hat = self.entropy_bottleneck.decompress(w_strings, w.shape[-2:])
-        idx = self.gaussian_conditional.build_indexes(self.scales(w_hat))
-        return self.gaussian_conditional.compress(y, idx), w_strings, tuple(w.shape[-2:])
+        return _hyper_compress(self, x)
 
     def decompress(self, y_strings: list[bytes], w_strings: list[bytes], w_shape: tuple[int, int]) -> torch.Tensor:
-        w_hat = self.entropy_bottleneck.decompress(w_strings, w_shape)
-        idx = self.gaussian_conditional.build_indexes(self.scales(w_hat))
-        y_hat = self.gaussian_conditional.decompress(y_strings, idx, w_hat.dtype)
-        return self.g_s(y_hat).clamp(-1, 1)
+        return _hyper_decompress(self, y_strings, w_strings, w_shape).clamp(-1, 1)
+
+
+def _hyper_compress(m: CompressionModel, x: torch.Tensor) -> tuple[list[bytes], list[bytes], tuple[int, int]]:
+    """A scale hyperprior's encoder: rANS strings of y and of the hyper-latent, and the hyper-latent's shape."""
+    y = m.g_a(x)
+    w = m.h_a(torch.abs(y))
+    w_strings = m.entropy_bottleneck.compress(w)
+    w_hat = m.entropy_bottleneck.decompress(w_strings, w.shape[-2:])
+    idx = m.gaussian_conditional.build_indexes(m.scales(w_hat))
+    return m.gaussian_conditional.compress(y, idx), w_strings, tuple(w.shape[-2:])
+
+
+def _hyper_decompress(m: CompressionModel, y_strings: list[bytes], w_strings: list[bytes], w_shape: tuple[int, int]):
+    """The strings back through the entropy models and the synthesis transform ``g_s``."""
+    w_hat = m.entropy_bottleneck.decompress(w_strings, w_shape)
+    idx = m.gaussian_conditional.build_indexes(m.scales(w_hat))
+    return m.g_s(m.gaussian_conditional.decompress(y_strings, idx, w_hat.dtype))
