@@ -89,6 +89,18 @@ def _config(steps: int, batch: int, lr: float, seed: int, clip: float | None = 1
     )  # fmt: skip
 
 
+def _common(cfg, recipe: CodecRecipe, run: Path, stage: str) -> dict:
+    """The training-card fields every stage shares: steps, seed, wall time, machine, config, command."""
+    return {
+        "steps": cfg.steps,
+        "seed": recipe.seed,
+        "wall_time_s": round(_logged_seconds(run), 1),
+        "machine": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        "config": asdict(cfg),
+        "command": f"diffcore train codec --stage {stage} --seed {recipe.seed}",
+    }
+
+
 # ---------------------------------------------------------------- OSCAR hyper
 
 
@@ -175,19 +187,14 @@ def train_oscar_hyper(recipe: CodecRecipe, work: Path, weights: Path, data=None)
         {
             "model": "OSCAR hyper-encoders (one VQ codebook per rate) on tinysd latents",
             "data": desc,
-            "steps": cfg.steps,
-            "seed": recipe.seed,
-            "wall_time_s": round(_logged_seconds(run), 1),
-            "machine": "CPU",
             "params": sum(p.numel() for p in codec.parameters()),
-            "config": asdict(cfg),
             "metrics": {
                 "nominal_bpp": [round(codec.nominal_bpp(r), 5) for r in range(len(codec.rates))],
                 "train_latent_mse": [round(e, 4) for e in calib],
                 "holdout_latent_mse": [round(e, 4) for e in held],
                 "timesteps": timesteps,
             },
-            "command": f"diffcore train codec --stage oscar-hyper --seed {recipe.seed}",
+            **_common(cfg, recipe, run, "oscar-hyper"),
         },
         storage_dtype=torch.float16,
     )
@@ -262,14 +269,9 @@ def train_oscar_lora(recipe: CodecRecipe, work: Path, weights: Path, data=None) 
         {
             "model": "OSCAR one-step LoRA on tinysd's UNet, shared by all rates",
             "data": desc,
-            "steps": cfg.steps,
-            "seed": recipe.seed,
-            "wall_time_s": round(_logged_seconds(run), 1),
-            "machine": "CPU",
             "params": sum(p.numel() for n, p in obj.unet.named_parameters() if "lora_" in n),
-            "config": asdict(cfg),
             "metrics": {k: round(v, 4) for k, v in held.items()},
-            "command": f"diffcore train codec --stage oscar-lora --seed {recipe.seed}",
+            **_common(cfg, recipe, run, "oscar-lora"),
         },
     )
 
@@ -357,19 +359,14 @@ def train_rdeic_hyper(recipe: CodecRecipe, work: Path, weights: Path, data=None)
             {
                 "model": f"RDEIC latent hyperprior (compressai entropy models), lambda={lam}",
                 "data": desc,
-                "steps": cfg.steps,
-                "seed": recipe.seed,
-                "wall_time_s": round(_logged_seconds(run), 1),
-                "machine": "CPU",
                 "params": sum(p.numel() for p in m.parameters()),
-                "config": asdict(cfg),
                 "metrics": {
                     "train_latent_mse": round(c_mse, 4),
                     "holdout_real_bpp": round(bpp, 4),
                     "holdout_latent_mse": round(mse, 4),
                     "relay_start": n,
                 },
-                "command": f"diffcore train codec --stage rdeic-hyper --seed {recipe.seed}",
+                **_common(cfg, recipe, run, "rdeic-hyper"),
             },
         )  # fmt: skip
 
@@ -444,13 +441,8 @@ def train_rdeic_lora(recipe: CodecRecipe, work: Path, weights: Path, data=None) 
         {
             "model": "RDEIC relay LoRA on tinysd's UNet (fixed-step fine-tuned, 2-5 steps), shared by all rates",
             "data": desc,
-            "steps": cfg.steps,
-            "seed": recipe.seed,
-            "wall_time_s": round(_logged_seconds(run), 1),
-            "machine": "CPU",
-            "config": asdict(cfg),
             "metrics": metrics,
-            "command": f"diffcore train codec --stage rdeic-lora --seed {recipe.seed}",
+            **_common(cfg, recipe, run, "rdeic-lora"),
         },
     )
 
@@ -481,14 +473,9 @@ def train_baseline(recipe: CodecRecipe, work: Path, weights: Path, data=None) ->
             {
                 "model": f"compressai ScaleHyperprior(N=64, M=96) on pixels, lambda={lam} (non-diffusion baseline)",
                 "data": desc + f"; {recipe.base_crop}px crops of the training photos",
-                "steps": cfg.steps,
-                "seed": recipe.seed,
-                "wall_time_s": round(_logged_seconds(run), 1),
-                "machine": "CPU",
                 "params": sum(p.numel() for p in m.parameters()),
-                "config": asdict(cfg),
                 "metrics": {"holdout_crop_real_bpp": round(bpp, 4), "holdout_crop_psnr": round(10 * math.log10(4 / mse), 2)},
-                "command": f"diffcore train codec --stage baseline --seed {recipe.seed}",
+                **_common(cfg, recipe, run, "baseline"),
             },
         )
 
