@@ -1,0 +1,140 @@
+"""The hub's "Driving planner" tab: drive a held-out highway-env episode with a chosen planner and watch it.
+
+*Drive* runs one episode of the chosen scenario and seed with the chosen driver
+and shows it as a video with the candidate trajectories drawn (blue, more
+opaque the more confident; the executed one in red), next to the same episode
+driven by the vanilla 20-step diffusion policy, with both drivers' metrics.
+
+Weights: the shipped ones, or — when the environment variable
+``DIFFDRIVE_WEIGHTS`` is set — a folder written by ``diffcore train drive
+--weights DIR`` (one sub-folder per planner).
+
+Gradio is imported here only (the ``app`` extra).
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from diffcore.errors import DiffcoreError, InvalidInputError
+from diffcore.offline_gradio import gr
+from diffdrive.closed_loop import ConstantVelocityDriver, Episode, ExpertDriver, PlannerDriver, run_episode
+from diffdrive.data import SPLIT_SEEDS
+from diffdrive.planner import Planner
+from diffdrive.scenarios import SCENARIOS, get_scenario
+
+#: label -> (planner name, steps), or a rule-based driver
+DRIVER_CHOICES = {
+    "DiffusionDrive — 2 steps from anchors": ("diffusiondrive", 2),
+    "Vanilla diffusion — 20 steps from noise": ("vanilla", 20),
+    "Vanilla diffusion — 2 steps from noise": ("vanilla", 2),
+    "Regression — one mode": ("regression", 1),
+    "IDM/MOBIL expert": ("expert", 0),
+    "Constant velocity": ("constant-velocity", 0),
+}
+COMPARE = "Vanilla diffusion — 20 steps from noise"
+MAX_STEPS = 80  # 40 s: longer than any scenario's episode
+
+
+def _weights(name: str) -> Path | None:
+    root = os.environ.get("DIFFDRIVE_WEIGHTS")
+    return Path(root) / name if root else None
+
+
+def _driver(label: str) -> Any:
+    if label not in DRIVER_CHOICES:
+        raise InvalidInputError(f"unknown driver {label!r}")
+    name, steps = DRIVER_CHOICES[label]
+    if name == "expert":
+        return ExpertDriver()
+    if name == "constant-velocity":
+        return ConstantVelocityDriver()
+    return PlannerDriver(Planner.load(name, _weights(name), steps=steps), label.split(" — ")[0] + f" ({steps} steps)" * (steps > 1))
+
+
+@functools.cache
+def _work_dir() -> Path:
+    """Videos for the page (removed at exit: gradio serves its own copies from its cache)."""
+    path = Path(tempfile.mkdtemp(prefix="diffdrive-ui-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _row(ep: Episode) -> list[Any]:
+    m = ep.metrics()
+    lat = sorted(ep.latencies_ms)
+    return [
+        ep.driver,
+        "yes" if ep.collided else "no",
+        round(m["progress_m"], 1),
+        round(m["on_road"], 3),
+        round(m["mean_speed"], 2),
+        round(m["jerk"], 3),
+        round(m["duration_s"], 1),
+        round(lat[len(lat) // 2], 2) if lat else 0.0,
+    ]
+
+
+HEADERS = ["driver", "collided", "progress (m)", "time on road", "mean speed (m/s)", "jerk (m/s³)", "duration (s)", "plan ms (median)"]
+
+
+def drive(scenario: str, seed: float, label: str, compare: bool, progress: Any = None) -> tuple[Any, Any, Any, str]:
+    """Run the episode(s); returns (video, comparison video, metrics table, note)."""
+    from diffdrive.render import write_video
+
+    sc = get_scenario(scenario).name
+    if seed is None or not float(seed).is_integer() or not 0 <= seed < 2**31:
+        raise InvalidInputError(f"seed must be a whole number in [0, 2^31), got {seed!r}")
+    labels = [label] + ([COMPARE] if compare and label != COMPARE else [])
+    videos, rows = [], []
+    for i, lab in enumerate(labels):
+        if progress is not None:
+            progress(i / len(labels), desc=f"driving: {lab}")
+        ep = run_episode(sc, _driver(lab), int(seed), render=True, max_steps=MAX_STEPS)
+        videos.append(str(write_video(ep.frames, _work_dir() / f"{uuid.uuid4().hex}.mp4")))
+        rows.append(_row(ep))
+    held_out = int(seed) >= SPLIT_SEEDS["eval"]
+    note = (
+        f"{sc}, seed {int(seed)}" + (" (held-out evaluation seed)" if held_out else " (**this seed range is used for training data**)")
+    )
+    return videos[0], (videos[1] if len(videos) > 1 else None), rows, note
+
+
+def build_demo() -> gr.Blocks:
+    """The Driving planner demo."""
+    with gr.Blocks(title="Driving planner") as demo:
+        gr.Markdown(
+            "### Driving planner — DiffusionDrive on highway-env\n"
+            "**DiffusionDrive** starts from 20 k-means trajectory anchors noised to a small timestep and denoises "
+            "them in **2 steps** with a cascade decoder that attends to the surrounding vehicles, lanes and the ego "
+            "state; the most confident trajectory is tracked by a controller, and the planner runs again every 0.5 s. "
+            "The **vanilla diffusion policy** is the same network starting from pure noise (20 steps). Blue: "
+            "candidates (more opaque = more confident); red: the executed plan."
+        )
+        with gr.Row():
+            scenario = gr.Dropdown(list(SCENARIOS), value="highway", label="Scenario", elem_id="drive-scenario")
+            seed = gr.Number(value=SPLIT_SEEDS["eval"], precision=0, label="Seed (300000+ are held out)", elem_id="drive-seed")
+            label = gr.Dropdown(list(DRIVER_CHOICES), value=next(iter(DRIVER_CHOICES)), label="Driver", elem_id="drive-planner")
+            compare = gr.Checkbox(value=True, label="Side by side with the vanilla 20-step policy", elem_id="drive-compare")
+        run = gr.Button("Drive", variant="primary", elem_id="drive-run")
+        note = gr.Markdown(elem_id="drive-note")
+        with gr.Row():
+            video = gr.Video(label="Chosen driver", autoplay=True, elem_id="drive-video")
+            other = gr.Video(label="Vanilla 20-step policy", autoplay=True, elem_id="drive-compare-video")
+        table = gr.Dataframe(headers=HEADERS, label="Episode metrics", interactive=False, elem_id="drive-metrics")
+
+        def on_run(sc: str, sd: float, lab: str, cmp: bool, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+            try:
+                return drive(sc, sd, lab, cmp, progress)
+            except DiffcoreError as e:
+                raise gr.Error(str(e)) from e
+
+        run.click(on_run, [scenario, seed, label, compare], [video, other, table, note])
+    return demo
