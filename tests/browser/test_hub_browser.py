@@ -3,7 +3,7 @@
 Starts ``diffsuite`` on a free loopback port, opens the page, checks there is a
 tab for every installed domain, generates one sample on the Prior tab, runs one
 comparison on the Sampler lab tab and compresses (then decodes) the example photo
-on the Image codec tab.
+on the Image codec tab, and drives a held-out episode on the Driving planner tab.
 Skipped when Chromium is missing, unless DIFFSUITE_REQUIRE_BROWSER=1 (CI).
 """
 
@@ -159,3 +159,21 @@ def test_codec_compresses_the_example_photo_and_decodes_its_blob(hub_url, tmp_pa
         expect(page.locator("#codec-header")).to_contain_text("oscar, rate 0", timeout=30_000)
         expect(page.locator("#codec-header")).to_contain_text("600×400 px")
         expect(page.locator("#codec-header")).to_contain_text("CRC-32 ok")
+
+
+def test_driving_planner_drives_a_held_out_episode_side_by_side(hub_url, tmp_path):
+    """The Driving planner tab: DiffusionDrive on a held-out merge episode, next to the vanilla 20-step policy."""
+    from playwright.sync_api import expect
+
+    with _page(hub_url) as page:
+        page.get_by_role("tab", name="Driving planner").click()
+        page.locator("#drive-scenario input").click()
+        page.get_by_role("option", name="merge", exact=True).click()
+        page.locator("#drive-run").click()
+        expect(page.locator("#drive-video video")).to_be_visible(timeout=180_000)
+        expect(page.locator("#drive-compare-video video")).to_be_visible(timeout=60_000)
+        table = page.locator("#drive-metrics")
+        expect(table).to_contain_text("DiffusionDrive", timeout=30_000)
+        expect(table).to_contain_text("Vanilla diffusion (20 steps)")
+        expect(page.locator("#drive-note")).to_contain_text("merge, seed 300000 (held-out evaluation seed)")
+        page.screenshot(path=str(Path(tmp_path) / "drive.png"), full_page=True)

@@ -43,9 +43,9 @@ PLANNER_VARIANTS = (
 BASELINE = "vanilla diffusion (20 steps)"
 
 
-def _planners(weights: Path | None) -> dict[str, Planner]:
+def _planners(weights: Path | None, device: str = "cpu") -> dict[str, Planner]:
     return {
-        label: Planner.load(name, None if weights is None else weights / name, steps=steps)
+        label: Planner.load(name, None if weights is None else weights / name, steps=steps, device=device)
         for label, name, steps in PLANNER_VARIANTS
     }
 
@@ -101,15 +101,17 @@ def open_loop_rows(planners: dict[str, Planner], test: DriveData) -> list[dict[s
     return rows
 
 
-def latency_rows(planners: dict[str, Planner], scenes: np.ndarray, repeats: int) -> list[dict[str, Any]]:
+def latency_rows(
+    planners: dict[str, Planner], scenes: np.ndarray, repeats: int, batches: tuple[int, ...] = (1, 16), sync=None
+) -> list[dict[str, Any]]:
     from diffcore.bench.flops import count_flops
     from diffcore.bench.timing import time_paired
 
     rows = []
-    for batch in (1, 16):
+    for batch in batches:
         x = scenes[:batch]
         variants = {label: (lambda p=p: p.plan_batch(x, seed=0)) for label, p in planners.items()}
-        timing = time_paired(variants, baseline=BASELINE, repeats=repeats, warmup=2)
+        timing = time_paired(variants, baseline=BASELINE, repeats=repeats, warmup=3, sync=sync)
         for label, p in planners.items():
             t = timing[label]
             rows.append(
@@ -209,9 +211,8 @@ def run(out_dir: str | Path = "docs/results", *, quick: bool = False, weights: P
     torch.manual_seed(0)
     episodes = QUICK_EPISODES if quick else EPISODES
     planners = _planners(weights)
-    test = load_split(data_dir, "test")
-    if quick:
-        test = DriveData(test.scenes[:64], test.futures[:64], test.episodes[:64])
+    # the quick run (a smoke test) scores 2 test episodes per scenario
+    test = load_split(data_dir, "test", episodes_table={s: {"test": 2} for s in SCENARIOS} if quick else None)
     report = Report(
         name="drive",
         title="Driving planner: DiffusionDrive vs vanilla diffusion, regression, expert",
@@ -234,4 +235,31 @@ def run(out_dir: str | Path = "docs/results", *, quick: bool = False, weights: P
     for p in _plots(report, cl, lat):
         report.image(p.stem.split("_", 1)[1].replace("_", " ").title(), p)
     report.image("Candidates", _frames(report, planners), "DiffusionDrive (top) and vanilla 20-step (bottom): candidates in blue, chosen in red.")
+    return report.write()
+
+
+def run_cuda(
+    out_dir: str | Path = "docs/results", *, quick: bool = False, weights: Path | None = None,
+    data_dir: str | Path = "runs/drive/data", device: str = "cuda",
+) -> Path:
+    """``diffcore bench drive-cuda``: the planning-latency table on a GPU (batch 1, 16 and 256)."""
+    from diffcore.bench.report import Report
+    from diffcore.errors import InvalidInputError
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("bench drive-cuda needs a CUDA GPU; this machine has none")
+    planners = _planners(weights, device)
+    test = load_split(data_dir, "test", episodes_table={s: {"test": 2} for s in SCENARIOS} if quick else None)
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    rows = latency_rows(planners, test.scenes, repeats=5 if quick else 30, batches=(1, 16) if quick else (1, 16, 256), sync=sync)
+    report = Report(
+        name="drive_cuda",
+        title="Driving planner: planning latency on a GPU",
+        out_dir=Path(out_dir),
+        command="diffcore bench drive-cuda" + (" --quick" if quick else ""),
+        intro=f"Device: {torch.cuda.get_device_name() if device == 'cuda' else device}. Same planners and protocol as the "
+        "latency table of `diffcore bench drive` (paired, interleaved repeats; the clock is read after "
+        "`torch.cuda.synchronize()`).",
+    )
+    report.table("Planning latency (side by side)", rows, note=f"Ratios against {BASELINE}.")
     return report.write()

@@ -1,7 +1,10 @@
 """Tracking a planned trajectory with highway-env's ``ContinuousAction`` (acceleration, steering).
 
-Longitudinal: the constant acceleration that reaches the plan's pose at
-``T = 1 s`` (``x(T) = v·T + a·T²/2``). Lateral: pure pursuit (Coulter 1992) on
+Longitudinal: the constant acceleration that best fits the plan's first
+2 s, least squares over its poses at 0.5, 1, 1.5 and 2 s
+(``x(t) ≈ v·t + a·t²/2``): fitting four poses rather than hitting one makes
+the command robust to a few decimetres of error in any single pose, which
+otherwise becomes metres per second squared of jitter. Lateral: pure pursuit (Coulter 1992) on
 the first planned pose at least ``max(MIN_LOOKAHEAD, v·LOOKAHEAD_S)`` ahead:
 curvature ``κ = 2·y / d²`` of the arc through it, steering
 ``δ = atan(κ·L)`` for highway-env's kinematic bicycle of length ``L``.
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 DT = 0.5  # s between planned poses
+FIT_POSES = 4  # the acceleration is fitted to the plan's first 2 s
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,9 @@ class TrackingController:
     def controls(self, plan: np.ndarray, speed: float) -> tuple[float, float]:
         """(acceleration m/s², steering rad) that track ``plan`` from the current ``speed``."""
         plan = np.asarray(plan, dtype=np.float64)
-        T = 2 * DT
-        accel = 2.0 * (plan[1, 0] - speed * T) / T**2
+        t = DT * np.arange(1, FIT_POSES + 1)
+        basis = 0.5 * t**2
+        accel = float(np.sum(basis * (plan[:FIT_POSES, 0] - speed * t)) / np.sum(basis**2))
         ahead = max(self.min_lookahead, speed * self.lookahead_s)
         dist = np.hypot(plan[:, 0], plan[:, 1])
         i = int(np.argmax(dist >= ahead)) if (dist >= ahead).any() else len(plan) - 1

@@ -39,28 +39,97 @@ def split_seeds(split: str, n: int, start: int = 0) -> list[int]:
     return [SPLIT_SEEDS[split] + start + i for i in range(n)]
 
 
-def run_expert_episode(scenario: str, seed: int) -> dict[str, np.ndarray]:
-    """One expert episode: per step the scene, the world pose and whether the ego has crashed."""
+@dataclass(frozen=True)
+class Perturbation:
+    """Perturbed branches of the expert's episodes, for training data only (after DART, Laskey et al. 2017,
+    and ChauffeurNet's trajectory perturbations, Bansal et al. 2019).
+
+    Expert demonstrations sit on lane centres at the expert's speed, so a
+    planner trained on them alone never sees how to come back from a small
+    drift, and in closed loop small drifts accumulate. At a ``rate`` of the
+    steps, a copy of the simulator is made, its ego is displaced sideways,
+    turned and sped up or slowed (uniform within the bounds), and the expert
+    drives the copy for the planning horizon: that scene and the expert's
+    recovery are an extra sample. The episode itself goes on unperturbed, so
+    every label is a continuous expert trajectory.
+    """
+
+    rate: float = 0.4
+    lateral_m: float = 1.5
+    heading_rad: float = 0.08
+    speed_mps: float = 3.0
+
+    def displace(self, vehicle, rng: np.random.Generator) -> None:
+        lane = vehicle.road.network.get_lane(vehicle.lane_index)
+        h = lane.heading_at(lane.local_coordinates(vehicle.position)[0])
+        normal = np.array([-np.sin(h), np.cos(h)])
+        vehicle.position = vehicle.position + normal * rng.uniform(-self.lateral_m, self.lateral_m)
+        vehicle.heading = vehicle.heading + rng.uniform(-self.heading_rad, self.heading_rad)
+        vehicle.speed = max(0.0, vehicle.speed + rng.uniform(-self.speed_mps, self.speed_mps))
+        vehicle.on_state_update()
+
+    def branch(self, env, scenario: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+        """(scene, expert future) of a perturbed copy of ``env``, or None if the copy crashes or ends early."""
+        import copy
+
+        from diffdrive.scene import observe
+
+        sim = copy.deepcopy(env.unwrapped)  # highway-env copies everything but the viewer
+        self.displace(sim.vehicle, rng)
+        scene = observe(sim, scenario)
+        poses = [_pose(sim.vehicle)]
+        for _ in range(HORIZON):
+            _, _, term, trunc, _ = sim.step(np.zeros(2, dtype=np.float32))
+            if sim.vehicle.crashed or ((term or trunc) and len(poses) < HORIZON):
+                return None
+            poses.append(_pose(sim.vehicle))
+        return scene, future_in_ego_frame(np.asarray(poses), 0)
+
+
+#: training episodes get perturbed branches; validation, test and evaluation ones do not
+PERTURB = {"train": Perturbation()}
+
+
+def _pose(v) -> list[float]:
+    return [float(v.position[0]), float(v.position[1]), float(v.heading)]
+
+
+def run_expert_episode(scenario: str, seed: int, perturb: Perturbation | None = None) -> dict[str, np.ndarray]:
+    """One expert episode: per step the scene, the world pose and whether the ego has crashed; with ``perturb``,
+    also the perturbed branches' scenes and futures."""
     from diffdrive.expert import install_expert
     from diffdrive.scenarios import make_env
 
     env = make_env(scenario)
-    obs, _ = env.reset(seed=seed)
-    install_expert(env, np.random.default_rng(seed))
-    obs = env.observation(None)  # the scene of the expert's vehicle
-    scenes, poses, crashed = [], [], []
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    install_expert(env, rng)
+    branch_rng = np.random.default_rng([seed, 1])
+    scenes, poses, crashed, b_scenes, b_futures = [], [], [], [], []
     done = False
     while True:
         v = env.unwrapped.vehicle
-        scenes.append(obs)
-        poses.append([v.position[0], v.position[1], v.heading])
+        scenes.append(env.observation(None))
+        poses.append(_pose(v))
         crashed.append(v.crashed)
         if done:
             break
-        obs, _, term, trunc, _ = env.step(np.zeros(2, dtype=np.float32))
+        if perturb is not None and branch_rng.random() < perturb.rate:
+            got = perturb.branch(env, scenario, branch_rng)
+            if got is not None:
+                b_scenes.append(got[0])
+                b_futures.append(got[1])
+        _, _, term, trunc, _ = env.step(np.zeros(2, dtype=np.float32))
         done = term or trunc
     env.close()
-    return {"scenes": np.stack(scenes), "poses": np.asarray(poses), "crashed": np.asarray(crashed)}
+    dim = scenes[0].shape[0]
+    return {
+        "scenes": np.stack(scenes),
+        "poses": np.asarray(poses),
+        "crashed": np.asarray(crashed),
+        "branch_scenes": np.asarray(b_scenes, dtype=np.float32).reshape(-1, dim),
+        "branch_futures": np.asarray(b_futures, dtype=np.float32).reshape(-1, HORIZON, POSE_DIM),
+    }
 
 
 def future_in_ego_frame(poses: np.ndarray, t: int) -> np.ndarray:
@@ -82,12 +151,15 @@ def episode_samples(ep: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
             break
         scenes.append(ep["scenes"][t])
         futures.append(future_in_ego_frame(ep["poses"], t))
-    if not scenes:
-        return np.zeros((0, ep["scenes"].shape[1]), np.float32), np.zeros((0, HORIZON, POSE_DIM), np.float32)
-    return np.stack(scenes).astype(np.float32), np.stack(futures).astype(np.float32)
+    dim = ep["scenes"].shape[1]
+    s = np.asarray(scenes, dtype=np.float32).reshape(-1, dim)
+    f = np.asarray(futures, dtype=np.float32).reshape(-1, HORIZON, POSE_DIM)
+    if "branch_scenes" in ep:
+        s, f = np.concatenate([s, ep["branch_scenes"]]), np.concatenate([f, ep["branch_futures"]])
+    return s, f
 
 
-def _episode_job(args: tuple[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def _episode_job(args: tuple[str, int, Perturbation | None]) -> tuple[np.ndarray, np.ndarray]:
     return episode_samples(run_expert_episode(*args))
 
 
@@ -108,11 +180,12 @@ class DriveData:
 
 
 def collect(scenario: str, split: str, episodes: int, *, workers: int | None = None, progress: bool = True) -> DriveData:
-    """Run ``episodes`` expert episodes of ``split``'s seeds (in ``workers`` processes) into samples."""
+    """Run ``episodes`` expert episodes of ``split``'s seeds (in ``workers`` processes) into samples
+    (with perturbed branches for the training split)."""
     get_scenario(scenario)
     seeds = split_seeds(split, episodes)
     workers = workers or min(2, os.cpu_count() or 1)
-    jobs = [(scenario, s) for s in seeds]
+    jobs = [(scenario, s, PERTURB.get(split)) for s in seeds]
     bar = tqdm(total=len(jobs), desc=f"collect {scenario}/{split}", disable=not progress, unit="ep")
     out: list[tuple[np.ndarray, np.ndarray]] = []
     if workers > 1:
@@ -134,7 +207,7 @@ def load_or_collect(
 ) -> DriveData:
     """The cached samples of ``scenario``/``split`` in ``data_dir``, collected first if missing."""
     n = episodes if episodes is not None else EPISODES[get_scenario(scenario).name][split]
-    path = Path(data_dir) / f"{scenario}_{split}_{n}.npz"
+    path = Path(data_dir) / f"{scenario}_{split}_{n}{'_perturbed' if split in PERTURB else ''}.npz"
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:

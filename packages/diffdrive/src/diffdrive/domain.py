@@ -19,11 +19,17 @@ def _bench_drive(out_dir: Path, quick: bool = False) -> Path:
     return run(out_dir, quick=quick)
 
 
+def _bench_drive_cuda(out_dir: Path, quick: bool = False) -> Path:
+    from diffdrive.bench import run_cuda
+
+    return run_cuda(out_dir, quick=quick)
+
+
 class DriveDomain:
     name = "drive"
     title = "Driving planner"
     paper = "Liao et al. 2025, DiffusionDrive: Truncated Diffusion Model for End-to-End Autonomous Driving (CVPR)"
-    benchmarks: Mapping[str, Any] = {"drive": _bench_drive}
+    benchmarks: Mapping[str, Any] = {"drive": _bench_drive, "drive-cuda": _bench_drive_cuda}
 
     def load(self, device: str = "cpu") -> Any:
         from diffdrive.planner import Planner

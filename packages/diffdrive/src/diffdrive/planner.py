@@ -86,7 +86,7 @@ def _load(path: str, device: str) -> DrivePlanner:
     from diffcore.checkpoint import load_model
 
     check_checkpoint(Path(path))
-    return load_model(DrivePlanner, path).to(device).eval()
+    return load_model(DrivePlanner, path).to(device).eval().requires_grad_(False)
 
 
 class Planner:

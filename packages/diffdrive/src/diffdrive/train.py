@@ -40,7 +40,7 @@ STAGES = ("data", *PLANNERS)
 @dataclass(frozen=True)
 class DriveRecipe:
     seed: int = 0
-    steps: int = 6000
+    steps: int = 5000
     batch: int = 256
     lr: float = 1e-3
     warmup: int = 200

@@ -1,0 +1,80 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from diffcore.errors import CheckpointError, UnknownNameError
+from diffdrive import SCENE_DIM, AnchorMismatchError, ObservationError, Plan, Planner, make_env
+from diffdrive.planner import WEIGHTS
+
+
+def test_plan_is_twenty_candidates_in_metres(planner, highway_scene):
+    plan = planner.plan(highway_scene)
+    assert isinstance(plan, Plan)
+    assert plan.trajectories.shape == (20, 8, 3) and plan.confidences.shape == (20,)
+    assert plan.chosen == int(np.argmax(plan.confidences))
+    t = plan.trajectory
+    speed = highway_scene[0]
+    # 4 s ahead at roughly the current speed, along the lane
+    assert 0.6 * speed * 4 < t[-1, 0] < 1.4 * speed * 4 and abs(t[-1, 1]) < 5.0
+    assert np.all(np.diff(t[:, 0]) > 0)
+
+
+def test_plans_are_deterministic_per_seed_and_batched(planner, highway_scene):
+    a = planner.plan(highway_scene, seed=1)
+    b = planner.plan(highway_scene, seed=1)
+    assert np.array_equal(a.trajectories, b.trajectories)
+    batch = planner.plan(np.stack([highway_scene, highway_scene]), seed=1)
+    assert isinstance(batch, list) and len(batch) == 2
+    assert np.allclose(batch[0].trajectories, a.trajectories, atol=1e-4)
+
+
+def test_anchored_modes_are_more_diverse_than_regression(planner, highway_scene):
+    reg = Planner.load("regression").plan(highway_scene)
+    assert reg.trajectories.shape == (1, 8, 3)
+    ends = planner.plan(highway_scene).trajectories[:, -1, :2]
+    spread = np.linalg.norm(ends[:, None] - ends[None], axis=-1).mean()
+    assert spread > 2.0
+
+
+@pytest.mark.parametrize("bad", [np.zeros(7), np.full(SCENE_DIM, np.inf), [[1, 2], [3]]])
+def test_bad_observations(planner, bad):
+    with pytest.raises(ObservationError):
+        planner.plan(bad)
+
+
+def test_unknown_planner_and_missing_checkpoint(tmp_path):
+    with pytest.raises(UnknownNameError, match="diffusiondrive"):
+        Planner.load("transfuser")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Planner.load("diffusiondrive", tmp_path / "nothing")
+
+
+def test_anchors_that_do_not_match_the_config_are_refused(tmp_path):
+    bad = tmp_path / "dd"
+    shutil.copytree(WEIGHTS / "diffusiondrive", bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["num_modes"] = 12
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(AnchorMismatchError, match=r"anchors of shape \(20, 8, 3\) but its config says \(12, 8, 3\)"):
+        Planner.load("diffusiondrive", bad)
+
+
+def test_policy_drives_any_highway_env(planner):
+    """``as_policy(env)`` reads the scene from the simulator when the observation is not a scene vector."""
+    env = make_env("highway", scene_obs=False)
+    obs, _ = env.reset(seed=300_002)
+    policy = planner.as_policy(env)
+    for _ in range(3):
+        action = policy(obs)
+        assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+        obs, *_ = env.step(action)
+    assert policy.calls == 3 and policy.last_plan is not None
+    assert not env.unwrapped.vehicle.crashed
+    env.close()
+
+
+def test_policy_without_env_needs_a_scene(planner):
+    with pytest.raises(Exception, match="pass as_policy"):
+        planner.as_policy()(np.zeros(5))
