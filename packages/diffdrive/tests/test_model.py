@@ -16,7 +16,11 @@ def _tiny(kind: str = "anchored", k: int = 4) -> DrivePlanner:
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"kind": "diffusion"}, "kind must be"), ({"kind": "regression", "num_modes": 3}, "exactly 1"), ({"norm_scale": (1.0,)}, "3 values")],
+    [
+        ({"kind": "diffusion"}, "kind must be"),
+        ({"kind": "regression", "num_modes": 3}, "exactly 1"),
+        ({"norm_scale": (1.0,)}, "3 values"),
+    ],
 )
 def test_invalid_configs(kwargs, match):
     with pytest.raises(InvalidInputError, match=match):

@@ -197,15 +197,22 @@ def goals_text(cl: list[dict[str, Any]], ol: list[dict[str, Any]], lat: list[dic
             f"progress {prog:.1%} of the expert's: {'met' if prog >= 0.9 else 'NOT met'} (goal: within 10%)."
         )
     sp = next(r["speed-up"] for r in lat if r["planner"] == dd and r["batch"] == 1)
-    lines.append(f"- planning latency at batch 1: {sp:.1f}x lower than vanilla 20-step: {'met' if sp >= 5 else 'NOT met'} (goal: >= 5x).")
-    div = {r["planner"]: r["mode diversity (m)"] for r in ol}
     lines.append(
-        f"- mode diversity {div[dd]:.2f} m vs regression {div['regression']:.2f} m: {'met' if div[dd] > div['regression'] else 'NOT met'}."
+        f"- planning latency at batch 1: {sp:.1f}x lower than vanilla 20-step: {'met' if sp >= 5 else 'NOT met'} (goal: >= 5x)."
     )
+    div = {r["planner"]: r["mode diversity (m)"] for r in ol}
+    ok = "met" if div[dd] > div["regression"] else "NOT met"
+    lines.append(f"- mode diversity {div[dd]:.2f} m vs regression {div['regression']:.2f} m: {ok}.")
     return "\n".join(lines)
 
 
-def run(out_dir: str | Path = "docs/results", *, quick: bool = False, weights: Path | None = None, data_dir: str | Path = "runs/drive/data") -> Path:
+def run(
+    out_dir: str | Path = "docs/results",
+    *,
+    quick: bool = False,
+    weights: Path | None = None,
+    data_dir: str | Path = "runs/drive/data",
+) -> Path:
     from diffcore.bench.report import Report
 
     torch.manual_seed(0)
@@ -228,19 +235,29 @@ def run(out_dir: str | Path = "docs/results", *, quick: bool = False, weights: P
         "metres along the lane until the episode ends (time limit, end of road or collision).",
     )
     ol = open_loop_rows(planners, test)
-    report.table("Open loop (test split of expert demonstrations)", ol, note=f"{len(test)} scenes. minADE/minFDE over the K modes.")
+    report.table(
+        "Open loop (test split of expert demonstrations)", ol, note=f"{len(test)} scenes. minADE/minFDE over the K modes."
+    )
     lat = latency_rows(planners, test.scenes, repeats=5 if quick else 30)
     report.table("Planning latency (side by side)", lat, note=f"Ratios against {BASELINE}, paired and interleaved.")
     report.text("Goals", goals_text(cl, ol, lat))
     for p in _plots(report, cl, lat):
         report.image(p.stem.split("_", 1)[1].replace("_", " ").title(), p)
-    report.image("Candidates", _frames(report, planners), "DiffusionDrive (top) and vanilla 20-step (bottom): candidates in blue, chosen in red.")
+    report.image(
+        "Candidates",
+        _frames(report, planners),
+        "DiffusionDrive (top) and vanilla 20-step (bottom): candidates in blue, chosen in red.",
+    )
     return report.write()
 
 
 def run_cuda(
-    out_dir: str | Path = "docs/results", *, quick: bool = False, weights: Path | None = None,
-    data_dir: str | Path = "runs/drive/data", device: str = "cuda",
+    out_dir: str | Path = "docs/results",
+    *,
+    quick: bool = False,
+    weights: Path | None = None,
+    data_dir: str | Path = "runs/drive/data",
+    device: str = "cuda",
 ) -> Path:
     """``diffcore bench drive-cuda``: the planning-latency table on a GPU (batch 1, 16 and 256)."""
     from diffcore.bench.report import Report

@@ -1,9 +1,9 @@
 """``diffdrive``: collect demonstrations, train, evaluate in closed loop, render an episode.
 
-    diffdrive collect [--out runs/drive]
-    diffdrive train [--stage diffusiondrive|vanilla|regression|all]
-    diffdrive eval --episodes 20 --seed 300000 --json results.json [--planner diffusiondrive] [--scenario highway]
-    diffdrive drive --render episode.mp4 [--planner diffusiondrive] [--scenario merge] [--seed 0]
+diffdrive collect [--out runs/drive]
+diffdrive train [--stage diffusiondrive|vanilla|regression|all]
+diffdrive eval --episodes 20 --seed 300000 --json results.json [--planner diffusiondrive] [--scenario highway]
+diffdrive drive --render episode.mp4 [--planner diffusiondrive] [--scenario merge] [--seed 0]
 """
 
 from __future__ import annotations

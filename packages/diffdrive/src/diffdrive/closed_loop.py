@@ -21,9 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from diffdrive.controller import DT, TrackingController
+from diffdrive.data import HORIZON
 from diffdrive.planner import Plan, Planner
 from diffdrive.scenarios import get_scenario, make_env
-from diffdrive.data import HORIZON
 from diffdrive.scene import Scene
 
 
@@ -41,7 +41,7 @@ class PlannerDriver:
     def __init__(self, planner: Planner, name: str | None = None) -> None:
         self.planner, self.name = planner, name or planner.label
         self.controller = TrackingController()
-        self.seed = 0
+        self.seed = self.calls = 0
 
     def reset(self, env: Any, seed: int) -> None:
         self.seed, self.calls = seed, 0
@@ -150,9 +150,7 @@ def run_episode(scenario: str, driver: Driver, seed: int, *, render: bool = Fals
     )  # fmt: skip
 
 
-def evaluate(
-    driver: Driver, scenario: str, seeds: list[int], *, progress: bool = True
-) -> tuple[dict[str, float], list[Episode]]:
+def evaluate(driver: Driver, scenario: str, seeds: list[int], *, progress: bool = True) -> tuple[dict[str, float], list[Episode]]:
     """Run ``driver`` on every seed; mean metrics (collision rate, …) and the episodes."""
     eps = [run_episode(scenario, driver, s) for s in tqdm(seeds, desc=f"{driver.name} / {scenario}", disable=not progress)]
     keys = eps[0].metrics()

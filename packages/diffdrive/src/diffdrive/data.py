@@ -222,9 +222,7 @@ def load_or_collect(
     return data
 
 
-def load_split(
-    data_dir: str | Path, split: str, *, episodes_table: dict | None = None, progress: bool = True
-) -> DriveData:
+def load_split(data_dir: str | Path, split: str, *, episodes_table: dict | None = None, progress: bool = True) -> DriveData:
     """All scenarios' samples of one split, concatenated (episode counts from ``episodes_table`` or :data:`EPISODES`)."""
     table = episodes_table or EPISODES
     return DriveData.concat([load_or_collect(data_dir, s, split, table[s][split], progress=progress) for s in table])

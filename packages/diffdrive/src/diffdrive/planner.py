@@ -1,13 +1,13 @@
 """The planner API: ``Planner.load()``, ``plan(scene)``, ``as_policy(env)``.
 
-    from diffdrive import Planner, make_env
+from diffdrive import Planner, make_env
 
-    planner = Planner.load()                      # DiffusionDrive, 2 steps
-    env = make_env("highway")
-    obs, _ = env.reset(seed=0)
-    plan = planner.plan(obs)                      # 20 trajectories, confidences, the chosen one
-    policy = planner.as_policy(env)               # plans -> ContinuousAction controls
-    obs, *_ = env.step(policy(obs))
+planner = Planner.load()                      # DiffusionDrive, 2 steps
+env = make_env("highway")
+obs, _ = env.reset(seed=0)
+plan = planner.plan(obs)                      # 20 trajectories, confidences, the chosen one
+policy = planner.as_policy(env)               # plans -> ContinuousAction controls
+obs, *_ = env.step(policy(obs))
 """
 
 from __future__ import annotations

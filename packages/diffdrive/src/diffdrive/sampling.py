@@ -43,7 +43,9 @@ Output = tuple[torch.Tensor, torch.Tensor]  # trajectories (B, K, H, P) normalis
 
 
 @torch.no_grad()
-def truncated_anchored(model: DrivePlanner, scenes: torch.Tensor, *, steps: int = 2, generator: torch.Generator | None = None) -> Output:
+def truncated_anchored(
+    model: DrivePlanner, scenes: torch.Tensor, *, steps: int = 2, generator: torch.Generator | None = None
+) -> Output:
     """Truncated diffusion from noised anchors (DiffusionDrive); returns the last layer's clean trajectories and logits."""
     sched = make_scheduler()
     sched.set_timesteps(TRAIN_TIMESTEPS)
@@ -61,7 +63,9 @@ def truncated_anchored(model: DrivePlanner, scenes: torch.Tensor, *, steps: int 
 
 
 @torch.no_grad()
-def vanilla_ddim(model: DrivePlanner, scenes: torch.Tensor, *, steps: int = 20, generator: torch.Generator | None = None) -> Output:
+def vanilla_ddim(
+    model: DrivePlanner, scenes: torch.Tensor, *, steps: int = 20, generator: torch.Generator | None = None
+) -> Output:
     """K samples from pure noise, ``steps`` DDIM steps (vanilla diffusion policy)."""
     sched = make_scheduler()
     sched.set_timesteps(steps)

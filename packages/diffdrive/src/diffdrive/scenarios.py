@@ -5,8 +5,10 @@
 ends once the ego passes x = 370 m). Both run at 10 Hz simulation with a
 2 Hz policy, so one ``env.step`` is 0.5 s, the spacing of the planned poses.
 
-highway-env draws with pygame; the SDL video driver is forced to ``dummy``
-before pygame is imported, so no window is ever opened (CI has no display).
+highway-env draws with pygame. The SDL video driver defaults to ``offscreen``
+(set before pygame is imported) and envs use ``offscreen_rendering``, so no
+window is ever opened and no display is needed (CI has none). Not ``dummy``:
+highway-env's viewer draws nothing at all under SDL's dummy driver.
 """
 
 from __future__ import annotations

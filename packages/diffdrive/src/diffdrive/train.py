@@ -130,7 +130,9 @@ class SampleDataset(Dataset):
 
 
 @torch.no_grad()
-def open_loop(model: DrivePlanner, data: DriveData, *, steps: int | None = None, seed: int = 0, batch: int = 512) -> dict[str, float]:
+def open_loop(
+    model: DrivePlanner, data: DriveData, *, steps: int | None = None, seed: int = 0, batch: int = 512
+) -> dict[str, float]:
     """Open-loop metrics on ``data``: min-ADE / min-FDE over K modes, the chosen mode's ADE / FDE,
     mode diversity (mean pairwise waypoint distance between modes, m)."""
     from diffdrive.sampling import DEFAULT_STEPS, SAMPLERS

@@ -56,7 +56,9 @@ def _driver(label: str) -> Any:
         return ExpertDriver()
     if name == "constant-velocity":
         return ConstantVelocityDriver()
-    return PlannerDriver(Planner.load(name, _weights(name), steps=steps), label.split(" — ")[0] + f" ({steps} steps)" * (steps > 1))
+    return PlannerDriver(
+        Planner.load(name, _weights(name), steps=steps), label.split(" — ")[0] + f" ({steps} steps)" * (steps > 1)
+    )
 
 
 @functools.cache
@@ -82,7 +84,16 @@ def _row(ep: Episode) -> list[Any]:
     ]
 
 
-HEADERS = ["driver", "collided", "progress (m)", "time on road", "mean speed (m/s)", "jerk (m/s³)", "duration (s)", "plan ms (median)"]
+HEADERS = [
+    "driver",
+    "collided",
+    "progress (m)",
+    "time on road",
+    "mean speed (m/s)",
+    "jerk (m/s³)",
+    "duration (s)",
+    "plan ms (median)",
+]
 
 
 def drive(scenario: str, seed: float, label: str, compare: bool, progress: Any = None) -> tuple[Any, Any, Any, str]:
@@ -102,7 +113,9 @@ def drive(scenario: str, seed: float, label: str, compare: bool, progress: Any =
         rows.append(_row(ep))
     held_out = int(seed) >= SPLIT_SEEDS["eval"]
     note = (
-        f"{sc}, seed {int(seed)}" + (" (held-out evaluation seed)" if held_out else " (**this seed range is used for training data**)")
+        f"{sc}, seed {int(seed)}"
+        + (" (held-out evaluation seed)" if held_out else " (**seeds below 300000 include the training episodes**)")
+        + f": {SCENARIOS[sc].description}"
     )
     return videos[0], (videos[1] if len(videos) > 1 else None), rows, note
 
