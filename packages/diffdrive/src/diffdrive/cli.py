@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect", help="collect expert demonstrations of every scenario and split (cached)")
     c.add_argument("--out", type=Path, default=Path("runs/drive"))
 
-    t = sub.add_parser("train", help="train the planners (same as `diffcore train drive`)")
-    t.add_argument("args", nargs=argparse.REMAINDER, help="passed on, e.g. --stage diffusiondrive --seed 0")
+    # handled before parsing (its options belong to diffdrive.train); listed here for --help
+    sub.add_parser("train", help="train the planners: the options of `diffcore train drive` (--stage, --seed, --smoke …)")
 
     e = sub.add_parser("eval", help="closed-loop evaluation on held-out seeds")
     _add_driver_args(e)
@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seed", type=int, default=300_000)
     d.add_argument("--render", type=Path, required=True, help="output video (.mp4 or .gif)")
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from diffdrive.train import main as train_main
+
+        train_main(argv[1:])
+        return 0
     a = p.parse_args(argv)
     try:
         return _run(a)
@@ -73,11 +79,6 @@ def _run(a: argparse.Namespace) -> int:
         from diffdrive.train import main as train_main
 
         train_main(["--stage", "data", "--out", str(a.out)])
-        return 0
-    if a.cmd == "train":
-        from diffdrive.train import main as train_main
-
-        train_main(a.args)
         return 0
     from diffdrive.closed_loop import evaluate, run_episode
     from diffdrive.scenarios import SCENARIOS, get_scenario
