@@ -46,6 +46,13 @@ def draw_plan(env: Any, plan: Plan | None) -> np.ndarray:
         d.line(pts, fill=(235, 30, 30, 255), width=3)
         for x, y in pts:
             d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(235, 30, 30, 255))
+        runner_up = np.sort(conf)[-2] if conf.size > 1 else float("nan")
+        text = f"mode {plan.chosen + 1}/{conf.size}: confidence {conf[plan.chosen]:.2f}"
+        if conf.size > 1:
+            text += f" (next best {runner_up:.2f})"
+        box = d.textbbox((7, 6), text)
+        d.rectangle([box[0] - 3, box[1] - 3, box[2] + 3, box[3] + 3], fill=(0, 0, 0, 150))
+        d.text((7, 6), text, fill=(255, 255, 255, 255))
         img = Image.alpha_composite(img, over)
     return np.asarray(img.convert("RGB"))
 
