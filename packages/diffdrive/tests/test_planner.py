@@ -78,3 +78,36 @@ def test_policy_drives_any_highway_env(planner):
 def test_policy_without_env_needs_a_scene(planner):
     with pytest.raises(Exception, match="pass as_policy"):
         planner.as_policy()(np.zeros(5))
+
+
+def test_corrupt_checkpoints_are_checkpoint_errors(tmp_path, highway_scene):
+    """Fuzz: random byte edits of the weights file or the config either load a working planner or raise CheckpointError."""
+    import random
+
+    from diffdrive.planner import _load
+
+    rng = random.Random(0)
+    src = WEIGHTS / "diffusiondrive"
+    files = ["diffusion_pytorch_model.safetensors", "config.json"]
+    outcomes = {"refused": 0, "loaded": 0}
+    for i in range(60):
+        d = tmp_path / f"c{i}"
+        shutil.copytree(src, d)
+        f = d / files[i % 2]
+        data = bytearray(f.read_bytes())
+        if i % 5 == 4:
+            data = data[: rng.randrange(len(data))]  # truncated
+        else:
+            for _ in range(rng.randint(1, 8)):  # mostly inside the header / JSON, where parsing happens
+                data[rng.randrange(min(len(data), 600))] = rng.randrange(256)
+        f.write_bytes(bytes(data))
+        try:
+            p = Planner.load("diffusiondrive", d)
+        except CheckpointError:
+            outcomes["refused"] += 1
+            continue
+        plan = p.plan(highway_scene)
+        assert np.isfinite(plan.trajectories).all()
+        outcomes["loaded"] += 1
+    _load.cache_clear()
+    assert outcomes["refused"] >= 20, outcomes

@@ -59,7 +59,7 @@ def check_checkpoint(path: Path) -> None:
     """Refuse a checkpoint whose stored anchors do not match its config (before building the model)."""
     import json
 
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     from diffcore.checkpoint import check_folder
 
@@ -70,8 +70,10 @@ def check_checkpoint(path: Path) -> None:
         with safe_open(str(files[0]), framework="pt") as f:
             shape = tuple(f.get_slice("anchors").get_shape()) if "anchors" in f.keys() else None
             anchors = f.get_tensor("anchors") if shape else None
-    except (OSError, ValueError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, SafetensorError, AttributeError, TypeError) as e:
         raise CheckpointError(f"checkpoint at {path} is unreadable: {e}") from e
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"checkpoint at {path} has a config.json that is not a JSON object")
     want = (cfg.get("num_modes", 20), cfg.get("horizon", 8), cfg.get("pose_dim", 3))
     if shape is None:
         raise AnchorMismatchError(f"checkpoint at {path} stores no anchors tensor; config expects {want}")
@@ -83,10 +85,18 @@ def check_checkpoint(path: Path) -> None:
 
 @lru_cache(maxsize=8)
 def _load(path: str, device: str) -> DrivePlanner:
+    from safetensors import SafetensorError
+
     from diffcore.checkpoint import load_model
 
     check_checkpoint(Path(path))
-    return load_model(DrivePlanner, path).to(device).eval().requires_grad_(False)
+    try:
+        model = load_model(DrivePlanner, path)
+    except (SafetensorError, TypeError, KeyError) as e:  # a header that parses but lies, a config of wrong types
+        raise CheckpointError(f"checkpoint at {path} is corrupt: {e}") from e
+    if not all(torch.isfinite(t).all() for t in model.state_dict().values()):
+        raise CheckpointError(f"checkpoint at {path} holds NaN or infinite weights")
+    return model.to(device).eval().requires_grad_(False)
 
 
 class Planner:
