@@ -83,6 +83,8 @@ def _run(a: argparse.Namespace) -> int:
     from diffdrive.closed_loop import evaluate, run_episode
     from diffdrive.scenarios import SCENARIOS, get_scenario
 
+    if not 0 <= a.seed < 2**31:
+        raise InvalidInputError(f"--seed must be in [0, 2^31), got {a.seed}")
     driver = _driver(a.planner, a.steps, a.weights)
     if a.cmd == "eval":
         if a.episodes < 1:
