@@ -42,6 +42,15 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator | None, like: torc
 Output = tuple[torch.Tensor, torch.Tensor]  # trajectories (B, K, H, P) normalised, logits (B, K)
 
 
+def _ddim(model: DrivePlanner, ctx: tuple, x: torch.Tensor, sched: DDIMScheduler, timesteps: torch.Tensor) -> Output:
+    """Deterministic DDIM (eta = 0) over ``timesteps``; the last layer's clean prediction and logits of the last step."""
+    pred = logits = None
+    for t in timesteps:
+        pred, logits = model.decode(ctx, x, t.to(x.device))[-1]
+        x = sched.step(pred, int(t), x, eta=0.0).prev_sample
+    return pred, logits
+
+
 @torch.no_grad()
 def truncated_anchored(
     model: DrivePlanner, scenes: torch.Tensor, *, steps: int = 2, generator: torch.Generator | None = None
@@ -55,11 +64,7 @@ def truncated_anchored(
     noise = _noise(x0.shape, generator, x0)
     x = sched.add_noise(x0, noise, torch.full((B,), TRUNC_T, dtype=torch.long, device=x0.device))
     roll = (torch.arange(steps) * (TRUNC_STEP_RATIO / steps)).round().long().flip(0)
-    pred = logits = None
-    for t in roll:
-        pred, logits = model.decode(ctx, x, t.to(x.device))[-1]
-        x = sched.step(pred, int(t), x, eta=0.0).prev_sample
-    return pred, logits
+    return _ddim(model, ctx, x, sched, roll)
 
 
 @torch.no_grad()
@@ -73,11 +78,7 @@ def vanilla_ddim(
     ctx = model.encode(scenes)
     c = model.config
     x = _noise((B, c.num_modes, c.horizon, c.pose_dim), generator, scenes)
-    pred = logits = None
-    for t in sched.timesteps:
-        pred, logits = model.decode(ctx, x, t.to(x.device))[-1]
-        x = sched.step(pred, int(t), x, eta=0.0).prev_sample
-    return pred, logits
+    return _ddim(model, ctx, x, sched, sched.timesteps)
 
 
 @torch.no_grad()
