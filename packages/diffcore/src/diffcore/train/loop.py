@@ -138,7 +138,9 @@ def _write_checkpoint(
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in objective.state_dict().items()}
+        # clone: tied weights (e.g. a language model's input and output embeddings) share storage, which
+        # safetensors refuses; loading restores the tie, since both names get the same values
+        state = {k: v.detach().cpu().clone().contiguous() for k, v in objective.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(lr_sched.state_dict(), tmp / "lr_scheduler.pt")
