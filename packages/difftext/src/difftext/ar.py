@@ -30,6 +30,8 @@ class ARRecipe:
     lr: float = 1e-3
     warmup: int = 100
     eval_every: int = 250
+    sdar_steps: int = 400  # the conversion: far fewer steps than the pre-training
+    sdar_lr: float = 3e-4
 
 
 def make_model(recipe: ARRecipe, vocab_size: int, pad_id: int, bos_id: int, eos_id: int):
