@@ -25,12 +25,12 @@ class ARRecipe:
     heads: int = 4
     ffn: int = 688
     window: int = 128
-    steps: int = 1500
+    steps: int = 500  # validation NLL is lowest here: 4.39 at 500, 4.74 at 750 (106 k training tokens)
     batch: int = 16
     lr: float = 1e-3
     warmup: int = 100
     eval_every: int = 250
-    sdar_steps: int = 400  # the conversion: far fewer steps than the pre-training
+    sdar_steps: int = 150  # the conversion: far fewer steps than the pre-training
     sdar_lr: float = 3e-4
 
 

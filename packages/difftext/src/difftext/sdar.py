@@ -74,7 +74,9 @@ def nll_bound(model, stream: torch.Tensor, *, block: int, mask_id: int, window: 
     state = torch.get_rng_state()
     torch.manual_seed(seed)
     try:
-        total = sum(obj(x[i : i + 16], block)["loss"].item() * len(x[i : i + 16]) for _ in range(samples) for i in range(0, n, 16))
+        total = sum(
+            obj(x[i : i + 16], block)["loss"].item() * len(x[i : i + 16]) for _ in range(samples) for i in range(0, n, 16)
+        )
     finally:
         torch.set_rng_state(state)
     return total / (samples * n)

@@ -45,7 +45,12 @@ def train_ar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = None
     run = out / "ar"
     ds = Windows(train_stream, recipe.window, recipe.steps * recipe.batch, recipe.seed)
     result = train(
-        LMObjective(model), ds, cfg, run, eval_fn=lambda o, s: {"val_nll": stream_nll(o.model, val_stream)}, eval_every=recipe.eval_every
+        LMObjective(model),
+        ds,
+        cfg,
+        run,
+        eval_fn=lambda o, s: {"val_nll": stream_nll(o.model, val_stream)},
+        eval_every=recipe.eval_every,
     )
     final = result.objective.model
     nll = stream_nll(final, val_stream)
@@ -97,7 +102,9 @@ def train_sdar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = No
     result = train(obj, ds, cfg, run, eval_fn=lambda o, s: {"val_bound_b4": nll_bound(o.model, val_stream, block=4, mask_id=tok.mask_token_id)},
                    eval_every=recipe.eval_every)  # fmt: skip
     final = result.objective.model
-    bounds = {f"val_nll_bound_block{b}": round(nll_bound(final, val_stream, block=b, mask_id=tok.mask_token_id), 4) for b in BLOCK_SIZES}
+    bounds = {
+        f"val_nll_bound_block{b}": round(nll_bound(final, val_stream, block=b, mask_id=tok.mask_token_id), 4) for b in BLOCK_SIZES
+    }
     card = {
         "model": "difftext SDAR (block diffusion from the AR weights; transformers LlamaForCausalLM)",
         "data": {"corpus": data or "pydoc_data.topics", "train_tokens": len(train_stream), "val_tokens": len(val_stream)},
@@ -107,7 +114,10 @@ def train_sdar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = No
         "seed": recipe.seed,
         "wall_time_s": round(_logged_seconds(run), 1),
         "machine": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
-        "metrics": {**bounds, "val_ar_nll_of_the_ar_model": json.loads((src / "training_card.json").read_text())["metrics"]["val_nll"]},
+        "metrics": {
+            **bounds,
+            "val_ar_nll_of_the_ar_model": json.loads((src / "training_card.json").read_text())["metrics"]["val_nll"],
+        },
         "config": asdict(cfg),
         "command": f"diffcore train text --stage sdar --seed {recipe.seed}",
     }
