@@ -99,8 +99,11 @@ def train_sdar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = No
     run = out / "sdar"
     ds = Windows(train_stream, recipe.window, recipe.sdar_steps * recipe.batch, recipe.seed + 1)
     obj = BlockDiffusionObjective(model, blocks=BLOCK_SIZES, mask_id=tok.mask_token_id)
-    result = train(obj, ds, cfg, run, eval_fn=lambda o, s: {"val_bound_b4": nll_bound(o.model, val_stream, block=4, mask_id=tok.mask_token_id)},
-                   eval_every=recipe.eval_every)  # fmt: skip
+    mask_id = tok.mask_token_id
+    result = train(
+        obj, ds, cfg, run, eval_fn=lambda o, s: {"val_bound_b4": nll_bound(o.model, val_stream, block=4, mask_id=mask_id)},
+        eval_every=recipe.eval_every,
+    )  # fmt: skip
     final = result.objective.model
     bounds = {
         f"val_nll_bound_block{b}": round(nll_bound(final, val_stream, block=b, mask_id=tok.mask_token_id), 4) for b in BLOCK_SIZES
