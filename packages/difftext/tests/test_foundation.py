@@ -75,3 +75,17 @@ def test_block_decoding_is_deterministic_and_bounded(threshold):
     assert all(1 <= s <= 4 for s in a.steps_per_block)
     with pytest.raises(InvalidInputError):
         generate_blocks(m, [5], max_new_tokens=4, block=4, mask_id=3, eos_id=2, threshold=1.5)
+
+
+def test_dkv_with_refresh_every_step_is_exact_within_a_block():
+    """Recomputing the block at every step, dKV-Cache's query order is the only difference: the same tokens."""
+    from difftext.decode import generate_blocks_dkv
+
+    m = _tiny()
+    kw = dict(max_new_tokens=4, block=4, mask_id=3, eos_id=2, threshold=0.03)
+    exact = generate_blocks(m, [5, 6, 7, 8], **kw)
+    dkv = generate_blocks_dkv(m, [5, 6, 7, 8], refresh=1, **kw)
+    assert dkv.tokens == exact.tokens
+    lazy = generate_blocks_dkv(m, [5, 6, 7, 8, 9], max_new_tokens=12, block=4, mask_id=3, eos_id=2)
+    full = generate_blocks(m, [5, 6, 7, 8, 9], max_new_tokens=12, block=4, mask_id=3, eos_id=2)
+    assert lazy.forwards < full.forwards  # no commit passes
