@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from diffcore.errors import DataError, InvalidInputError
+from difftext import decode
 from difftext.corpus import load_documents, split_documents, split_of
-from difftext.decode import generate_ar, generate_blocks
+from difftext.decode import block_causal, run
 from difftext.sdar import BlockDiffusionObjective, block_diffusion_mask, nll_bound
 
 
@@ -57,35 +58,74 @@ def test_clean_stream_is_independent_of_the_noisy_one():
     assert nll_bound(m, s, block=4, mask_id=3) == nll_bound(m, s, block=4, mask_id=3)  # seeded estimate
 
 
-def test_ar_cache_matches_no_cache():
+def test_ar_cache_matches_no_cache_and_batches():
     m = _tiny()
-    g = generate_ar(m, [5, 6, 7], max_new_tokens=6, eos_id=2)
-    ids = [5, 6, 7]
-    for _ in range(len(g.tokens)):
-        ids.append(int(m(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
-    assert ids[3:] == g.tokens
+    g = run(decode.ar(m, [[5, 6, 7], [9, 8, 7]], max_new_tokens=6, eos_id=2))
+    for prompt, toks in zip([[5, 6, 7], [9, 8, 7]], g.tokens, strict=True):
+        ids = list(prompt)
+        for _ in range(len(toks)):
+            ids.append(int(m(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+        assert ids[3:] == toks
+    assert g.forwards == 6
+
+
+def _reference_blocks(m, prompt, n_blocks, block, mask_id):
+    """Block decoding without any cache: every step recomputes the whole sequence, block-causally (threshold 1)."""
+    full = len(prompt) // block * block
+    seq, given = list(prompt), len(prompt) - full
+    for _ in range(n_blocks):
+        cur = seq[full:] + [mask_id] * (block - given)
+        while mask_id in cur:
+            ids = torch.tensor([seq[:full] + cur])
+            logits = m(input_ids=ids, attention_mask=block_causal(len(ids[0]), block)[None, None]).logits[0, full:]
+            probs = torch.softmax(logits, -1).max(-1)
+            conf = torch.where(torch.tensor(cur) == mask_id, probs.values, torch.tensor(-1.0))
+            i = int(conf.argmax())
+            cur[i] = int(probs.indices[i])
+        seq = seq[:full] + cur
+        full, given = full + block, 0
+    return seq[len(prompt) :]
+
+
+@pytest.mark.parametrize("prompt", [[5, 6, 7, 8, 9], [5, 6, 7, 8]])
+def test_block_decoding_with_its_cache_equals_recomputing_everything(prompt):
+    """The cache, and the finished block entering it in the next block's first pass, change nothing."""
+    m = _tiny()
+    g = run(decode.blocks(m, [prompt], max_new_tokens=12, block=4, mask_id=3, eos_id=99, threshold=1.0))
+    ref = _reference_blocks(m, prompt, 3 + (len(prompt) % 4 > 0), 4, 3)
+    assert g.tokens[0] == ref[:12]
+    assert g.forwards == sum(g.steps_per_block)  # no separate commit passes
 
 
 @pytest.mark.parametrize("threshold", [1.0, 0.5])
-def test_block_decoding_is_deterministic_and_bounded(threshold):
+def test_block_decoding_is_deterministic_bounded_and_batches(threshold):
     m = _tiny()
-    a = generate_blocks(m, [5, 6, 7, 8, 9], max_new_tokens=8, block=4, mask_id=3, eos_id=2, threshold=threshold)
-    b = generate_blocks(m, [5, 6, 7, 8, 9], max_new_tokens=8, block=4, mask_id=3, eos_id=2, threshold=threshold)
-    assert a.tokens == b.tokens and len(a.tokens) <= 8
+    kw = dict(max_new_tokens=8, block=4, mask_id=3, eos_id=2, threshold=threshold)
+    a = run(decode.blocks(m, [[5, 6, 7, 8, 9]], **kw))
+    b = run(decode.blocks(m, [[5, 6, 7, 8, 9], [9, 8, 7, 6, 5]], **kw))
+    assert a.tokens[0] == b.tokens[0] and len(a.tokens[0]) <= 8
+    assert b.tokens[1] == run(decode.blocks(m, [[9, 8, 7, 6, 5]], **kw)).tokens[0]
     assert all(1 <= s <= 4 for s in a.steps_per_block)
     with pytest.raises(InvalidInputError):
-        generate_blocks(m, [5], max_new_tokens=4, block=4, mask_id=3, eos_id=2, threshold=1.5)
+        run(decode.blocks(m, [[5]], max_new_tokens=4, block=4, mask_id=3, eos_id=2, threshold=1.5))
+    with pytest.raises(InvalidInputError):
+        run(decode.blocks(m, [[5], [5, 6]], max_new_tokens=4, block=4, mask_id=3, eos_id=2))
 
 
 def test_dkv_with_refresh_every_step_is_exact_within_a_block():
     """Recomputing the block at every step, dKV-Cache's query order is the only difference: the same tokens."""
-    from difftext.decode import generate_blocks_dkv
-
     m = _tiny()
     kw = dict(max_new_tokens=4, block=4, mask_id=3, eos_id=2, threshold=0.03)
-    exact = generate_blocks(m, [5, 6, 7, 8], **kw)
-    dkv = generate_blocks_dkv(m, [5, 6, 7, 8], refresh=1, **kw)
-    assert dkv.tokens == exact.tokens
-    lazy = generate_blocks_dkv(m, [5, 6, 7, 8, 9], max_new_tokens=12, block=4, mask_id=3, eos_id=2)
-    full = generate_blocks(m, [5, 6, 7, 8, 9], max_new_tokens=12, block=4, mask_id=3, eos_id=2)
-    assert lazy.forwards < full.forwards  # no commit passes
+    exact = run(decode.blocks(m, [[5, 6, 7, 8]], **kw))
+    assert run(decode.blocks_dkv(m, [5, 6, 7, 8], refresh=1, **kw)).tokens == exact.tokens
+    lazy = run(decode.blocks_dkv(m, [5, 6, 7, 8, 9], max_new_tokens=12, block=4, mask_id=3, eos_id=2))
+    assert lazy.forwards == sum(lazy.steps_per_block) and len(lazy.tokens[0]) == 12
+
+
+def test_decoders_stream_every_forward_pass():
+    m = _tiny()
+    steps = list(decode.iter_steps(decode.blocks(m, [[5, 6, 7, 8, 9]], max_new_tokens=8, block=4, mask_id=3, eos_id=99)))
+    final = steps.pop()
+    assert [s.forwards for s in steps] == list(range(1, final.forwards + 1))
+    assert any(None in s.block for s in steps)
+    assert (steps[-1].done + list(steps[-1].block))[:8] == final.tokens[0]

@@ -30,7 +30,7 @@ class ARRecipe:
     lr: float = 1e-3
     warmup: int = 100
     eval_every: int = 250
-    sdar_steps: int = 150  # the conversion: far fewer steps than the pre-training
+    sdar_steps: int = 300  # the conversion: 0.6 of the pre-training steps
     sdar_lr: float = 3e-4
 
 

@@ -31,6 +31,14 @@ def _logged_seconds(run: Path) -> float:
     return seconds(run)
 
 
+def _ship(model, tok, dest: Path, card: dict) -> None:
+    """Save the model in float16 (half the bytes; it is loaded back as float32), its tokenizer and its card."""
+    dest.mkdir(parents=True, exist_ok=True)
+    model.to(torch.float16).save_pretrained(dest, safe_serialization=True)
+    tok.save_pretrained(dest)
+    (dest / "training_card.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
 def train_ar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = None) -> Path:
     from diffcore.train import TrainConfig, train
 
@@ -52,7 +60,7 @@ def train_ar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = None
         eval_fn=lambda o, s: {"val_nll": stream_nll(o.model, val_stream)},
         eval_every=recipe.eval_every,
     )
-    final = result.objective.model
+    final = result.objective.model.half().float()  # the metrics are those of the shipped float16 weights
     nll = stream_nll(final, val_stream)
     card = {
         "model": "difftext AR (transformers LlamaForCausalLM)",
@@ -73,10 +81,7 @@ def train_ar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = None
         "command": f"diffcore train text --stage ar --seed {recipe.seed}",
     }
     dest = weights / "ar"
-    dest.mkdir(parents=True, exist_ok=True)
-    final.save_pretrained(dest, safe_serialization=True)
-    tok.save_pretrained(dest)
-    (dest / "training_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    _ship(final, tok, dest, card)
     return dest
 
 
@@ -89,7 +94,7 @@ def train_sdar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = No
 
     src = weights / "ar"
     tok = load_tokenizer(src)
-    model = LlamaForCausalLM.from_pretrained(src, use_safetensors=True)
+    model = LlamaForCausalLM.from_pretrained(src, use_safetensors=True, dtype=torch.float32)
     splits = split_documents(load_documents(data))
     train_stream, val_stream = token_stream(tok, splits["train"]), token_stream(tok, splits["val"])
     cfg = TrainConfig(
@@ -104,7 +109,7 @@ def train_sdar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = No
         obj, ds, cfg, run, eval_fn=lambda o, s: {"val_bound_b4": nll_bound(o.model, val_stream, block=4, mask_id=mask_id)},
         eval_every=recipe.eval_every,
     )  # fmt: skip
-    final = result.objective.model
+    final = result.objective.model.half().float()
     bounds = {
         f"val_nll_bound_block{b}": round(nll_bound(final, val_stream, block=b, mask_id=tok.mask_token_id), 4) for b in BLOCK_SIZES
     }
@@ -125,10 +130,7 @@ def train_sdar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = No
         "command": f"diffcore train text --stage sdar --seed {recipe.seed}",
     }
     dest = weights / "sdar"
-    dest.mkdir(parents=True, exist_ok=True)
-    final.save_pretrained(dest, safe_serialization=True)
-    tok.save_pretrained(dest)
-    (dest / "training_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    _ship(final, tok, dest, card)
     return dest
 
 
