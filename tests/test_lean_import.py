@@ -10,12 +10,14 @@ import diffcore.bench, diffcore.checkpoint, diffcore.plugins, diffcore.zoo, diff
 import diffcore.cache, diffcore.cache.search, diffcore.quant, diffcore.hooks, diffcore.lab.variants
 import diffcodec, diffcodec.bench, diffcodec.cli, diffcodec.codec, diffcodec.domain, diffcodec.train
 import diffdrive, diffdrive.bench, diffdrive.cli, diffdrive.closed_loop, diffdrive.domain, diffdrive.planner, diffdrive.train
+import difftext, difftext.bench, difftext.cli, difftext.domain, difftext.evaluate, difftext.lm, difftext.train
 from diffcore.plugins import discover
 for entry in discover().values():
     entry.load()  # every domain object, without building its demo
 assert "gradio" not in sys.modules, "gradio was imported"
 assert not diffcodec.codec._cache, "a codec was loaded"
 assert diffdrive.planner._load.cache_info().currsize == 0, "a planner was loaded"
+assert difftext.lm._load.cache_info().currsize == 0, "a text model was loaded"
 assert "pygame" not in sys.modules, "pygame (highway-env's renderer) was imported"
 assert not torch.cuda.is_initialized(), "CUDA was initialised"
 print("lean")

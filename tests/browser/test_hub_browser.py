@@ -3,13 +3,15 @@
 Starts ``diffsuite`` on a free loopback port, opens the page, checks there is a
 tab for every installed domain, generates one sample on the Prior tab, runs one
 comparison on the Sampler lab tab and compresses (then decodes) the example photo
-on the Image codec tab, and drives a held-out episode on the Driving planner tab.
+on the Image codec tab, drives a held-out episode on the Driving planner tab,
+and continues a held-out prompt with SDAR next to AR on the Text diffusion tab.
 Skipped when Chromium is missing, unless DIFFSUITE_REQUIRE_BROWSER=1 (CI).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -177,3 +179,22 @@ def test_driving_planner_drives_a_held_out_episode_side_by_side(hub_url, tmp_pat
         expect(table).to_contain_text("Vanilla diffusion (20 steps)")
         expect(page.locator("#drive-note")).to_contain_text("merge, seed 300000 (held-out evaluation seed)")
         page.screenshot(path=str(Path(tmp_path) / "drive.png"), full_page=True)
+
+
+def test_text_diffusion_streams_sdar_next_to_ar(hub_url, tmp_path):
+    """The Text diffusion tab: SDAR continues the held-out prompt block by block, then AR, with both models' metrics."""
+    from playwright.sync_api import expect
+
+    with _page(hub_url) as page:
+        page.get_by_role("tab", name="Text diffusion (SDAR)").click()
+        _set_number(page, "text-tokens", 16)
+        page.locator("#text-run").click()
+        table = page.locator("#text-metrics")
+        expect(table).to_contain_text("AR (one token per forward pass)", timeout=180_000)
+        expect(table).to_contain_text("SDAR (block 4, threshold 0.9)")
+        expect(table).to_contain_text("forward passes")
+        for elem_id in ("text-sdar", "text-ar"):
+            expect(page.locator(f"#{elem_id} .difftext-generated")).to_have_text(re.compile(r"\S"))
+        expect(page.locator("#text-sdar")).not_to_contain_text("▒")
+        expect(page.locator("#text-note")).to_contain_text("forward passes per token")
+        page.screenshot(path=str(Path(tmp_path) / "text.png"), full_page=True)
