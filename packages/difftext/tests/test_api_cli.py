@@ -68,6 +68,8 @@ def test_ar_stream_grows_token_by_token(ar):
         (dict(seed=-1), InvalidInputError),
         (dict(max_new_tokens=0), InvalidInputError),
         (dict(refresh=2), InvalidInputError),
+        (dict(steps=5), InvalidInputError),
+        (dict(steps=0), InvalidInputError),
     ],
 )
 def test_bad_input_is_refused_with_a_typed_error(sdar, kwargs, error):
@@ -99,6 +101,8 @@ def test_cli_generate_and_eval(tmp_path, capsys):
     assert main(["generate", PROMPT, "--max-new-tokens", "8", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model"] == "sdar" and out["tokens"] <= 8 and out["forwards"] >= 2
+    assert main(["generate", PROMPT, "--max-new-tokens", "8", "--steps", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["forwards"] <= 3  # at most 3 blocks cover 8 tokens, one step each
     assert main(["generate", PROMPT, "--model", "ar", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.startswith(PROMPT)
     res = tmp_path / "eval.json"
@@ -115,6 +119,7 @@ def test_cli_generate_and_eval(tmp_path, capsys):
         (["generate", PROMPT, "--threshold", "0"], "threshold must be"),
         (["generate", PROMPT, "--seed", "-2"], "--seed must be"),
         (["generate", PROMPT, "--refresh", "2"], "add --dkv"),
+        (["generate", PROMPT, "--steps", "9"], "steps per block"),
         (["eval", "--weights", "/nonexistent"], "holds no difftext model"),
     ],
 )
@@ -137,3 +142,18 @@ def test_quick_bench_writes_the_report(tmp_path):
     assert 0.25 <= rows["SDAR b4 thr 0.9"]["forwards / token"] <= 1.0 + 1 / 8
     for name in ("frontier", "speed"):
         assert (tmp_path / f"text_{name}.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_cli_trains_converts_and_serves_a_smoke_model(tmp_path, capsys):
+    runs, weights = tmp_path / "runs", tmp_path / "w"
+    common = ["--smoke", "--out", str(runs), "--weights", str(weights)]
+    assert main(["train-ar", *common]) == 0
+    assert main(["convert", *common]) == 0
+    card = json.loads((weights / "sdar" / "training_card.json").read_text())
+    assert card["conversion_to_pretraining_steps"] < 1 and card["steps"] < card["ar_steps"]
+    assert json.loads((weights / "ar" / "training_card.json").read_text())["data"]["documents"]["test"] > 0
+    lm = BlockDiffusionLM.load(weights / "sdar")
+    assert lm.model.config.hidden_size == 32
+    assert lm.generate(PROMPT, max_new_tokens=4).forwards >= 1
+    assert main(["eval", "--weights", str(weights), "--prompts", "1", "--max-new-tokens", "4"]) == 0

@@ -129,3 +129,14 @@ def test_decoders_stream_every_forward_pass():
     assert [s.forwards for s in steps] == list(range(1, final.forwards + 1))
     assert any(None in s.block for s in steps)
     assert (steps[-1].done + list(steps[-1].block))[:8] == final.tokens[0]
+
+
+def test_static_top_k_commits_block_over_steps_tokens_per_step():
+    m = _tiny()
+    g = run(decode.blocks(m, [[5, 6, 7, 8]], max_new_tokens=8, block=4, mask_id=3, eos_id=99, threshold=1.0, steps=2))
+    assert g.steps_per_block == [2, 2] and g.forwards == 4 and len(g.tokens[0]) == 8
+    one = run(decode.blocks_dkv(m, [5, 6, 7, 8], max_new_tokens=8, block=4, mask_id=3, eos_id=99, threshold=1.0, steps=1))
+    assert one.steps_per_block == [1, 1]
+    for bad in (0, 5, 2.0):
+        with pytest.raises(InvalidInputError, match="steps per block"):
+            run(decode.blocks(m, [[5, 6, 7, 8]], max_new_tokens=4, block=4, mask_id=3, eos_id=99, steps=bad))

@@ -32,7 +32,7 @@ from difftext.lm import ARLM, BlockDiffusionLM
 
 PROMPTS, QUICK_PROMPTS = 16, 2
 NEW_TOKENS, QUICK_NEW_TOKENS = 64, 8
-THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.99)
+THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99)
 SAMPLED = 0.7  # the temperature of the sampled settings, AR and SDAR alike
 
 
@@ -44,6 +44,7 @@ class Setting:
     temperature: float = 0.0
     dkv: bool = False
     refresh: int = 0
+    steps: int | None = None  # denoising steps per block; None: the block size
 
     @property
     def ar(self) -> bool:
@@ -69,7 +70,7 @@ def _decoder(s: Setting, ar: ARLM, sdar: BlockDiffusionLM, prompts: list[list[in
     if s.ar:
         return decode.ar(ar.model, prompts, max_new_tokens=new, eos_id=tok.eos_token_id, temperature=s.temperature, generator=gen)
     kw = dict(max_new_tokens=new, block=s.block, mask_id=tok.mask_token_id, eos_id=tok.eos_token_id, threshold=s.threshold,
-              temperature=s.temperature, generator=gen)  # fmt: skip
+              temperature=s.temperature, steps=s.steps, generator=gen)  # fmt: skip
     if s.dkv:
         return decode.blocks_dkv(sdar.model, prompts[0], refresh=s.refresh, **kw)
     return decode.blocks(sdar.model, prompts, **kw)
@@ -105,6 +106,7 @@ def batch_rows(ar: ARLM, sdar: BlockDiffusionLM, prompts: list[list[int]], new: 
     from diffcore.bench.timing import time_paired
 
     sets = [Setting("AR greedy")] + [Setting(f"SDAR b{b} thr {t}", b, t) for b, t in ((4, 0.5), (4, 0.9), (8, 0.9), (16, 0.9))]
+    sets.append(Setting("SDAR b4 static 2 steps", 4, 1.0, steps=2))
     runs: dict[str, decode.Generation] = {}
 
     def work(s: Setting):
@@ -241,17 +243,20 @@ def _plots(report, b1: list[dict[str, Any]]) -> list[Path]:
 
     paths = []
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    greedy = [x for x in b1 if x["temperature"] == 0]
+    # threshold sweeps only (no static schedules, no refresh), greedy
+    greedy = [x for x in b1 if x["temperature"] == 0 and "static" not in x["setting"] and "refresh" not in x["setting"]]
     for label, pick in [(f"SDAR block {b}", lambda x, b=b: x["block"] == b and x["dKV"] == "no") for b in (4, 8, 16)] + [
-        ("SDAR+dKV block 4", lambda x: x["block"] == 4 and x["dKV"] == "yes" and "refresh" not in x["setting"])
+        ("SDAR+dKV block 4", lambda x: x["block"] == 4 and x["dKV"] == "yes")
     ]:
         pts = sorted((x["forwards / token"], x["gen-ppl (AR-scored)"]) for x in greedy if pick(x))
         ax.plot(*zip(*pts, strict=True), "o-", label=label)
+    static = [x for x in b1 if "static" in x["setting"]]
+    ax.plot([x["forwards / token"] for x in static], [x["gen-ppl (AR-scored)"] for x in static], "v", label="SDAR static top-k")
     ar = next(x for x in b1 if x["setting"] == "AR greedy")
     ax.plot([ar["forwards / token"]], [ar["gen-ppl (AR-scored)"]], "k*", ms=12, label="AR greedy")
     ax.set_xlabel("forward passes per token")
     ax.set_ylabel("generative perplexity (AR-scored)")
-    ax.set_title("Greedy decoding, batch 1: speed/quality frontier (thresholds 0.5–0.99)")
+    ax.set_title(f"Greedy decoding, batch 1 (thresholds {THRESHOLDS[0]}–{THRESHOLDS[-1]})")
     ax.legend()
     fig.tight_layout()
     paths.append(report.plot_path("frontier"))

@@ -24,7 +24,7 @@ def _train(stage: str, a: argparse.Namespace) -> int:
 
     argv = ["--stage", stage, "--out", str(a.out), "--seed", str(a.seed)]
     argv += ["--weights", str(a.weights)] if a.weights else []
-    argv += ["--data", a.data] if getattr(a, "data", None) else []
+    argv += ["--data", a.data] if a.data else []
     argv += ["--smoke"] if a.smoke else []
     main(argv)
     return 0
@@ -53,7 +53,7 @@ def _generate(a: argparse.Namespace) -> int:
         r = ar.generate(a.prompt, a.max_new_tokens, temperature=a.temperature, seed=a.seed)
     else:
         r = sdar.generate(a.prompt, a.max_new_tokens, block_size=a.block_size, threshold=a.threshold,
-                          temperature=a.temperature, seed=a.seed, dkv=a.dkv, refresh=a.refresh)  # fmt: skip
+                          temperature=a.temperature, seed=a.seed, dkv=a.dkv, refresh=a.refresh, steps=a.steps)  # fmt: skip
     stats = {"model": a.model, "tokens": len(r.tokens), "forwards": r.forwards,
              "forwards_per_token": round(r.forwards_per_token, 4), "seconds": round(r.seconds, 4)}  # fmt: skip
     if a.json:
@@ -73,21 +73,22 @@ def _eval(a: argparse.Namespace) -> int:
     ar, sdar = _models(a)
     sdar.check_block(a.block_size)
     decode.check_params(a.threshold, a.temperature, a.max_new_tokens)
+    decode.check_steps(a.block_size, a.steps)
     tok = ar.tokenizer
-    prompts = prompts_from(tok, a.split, n=a.prompts)
+    prompts = prompts_from(tok, a.split, n=a.prompts, data=a.data)
     stats = {"ar": SampleStats(), "sdar": SampleStats()}
     for i, p in enumerate(prompts):
         gen = lambda: torch.Generator().manual_seed(a.seed + i) if a.temperature > 0 else None  # noqa: E731
         kw = dict(max_new_tokens=a.max_new_tokens, eos_id=tok.eos_token_id, temperature=a.temperature)
         g = decode.run(decode.ar(ar.model, [p], generator=gen(), **kw))
         stats["ar"].add(ar.model, p, g.tokens[0], g.forwards, g.seconds)
-        kw.update(block=a.block_size, mask_id=tok.mask_token_id, threshold=a.threshold, generator=gen())
+        kw.update(block=a.block_size, mask_id=tok.mask_token_id, threshold=a.threshold, steps=a.steps, generator=gen())
         dec = decode.blocks_dkv(sdar.model, p, refresh=a.refresh, **kw) if a.dkv else decode.blocks(sdar.model, [p], **kw)
         g = decode.run(dec)
         stats["sdar"].add(ar.model, p, g.tokens[0], g.forwards, g.seconds, g.steps_per_block)
     out = {
         "split": a.split, "prompts": len(prompts), "max_new_tokens": a.max_new_tokens, "block_size": a.block_size,
-        "threshold": a.threshold, "temperature": a.temperature, "dkv": a.dkv, "seed": a.seed,
+        "threshold": a.threshold, "steps": a.steps, "temperature": a.temperature, "dkv": a.dkv, "seed": a.seed,
         "models": {k: v.summary() for k, v in stats.items()},
     }  # fmt: skip
     for k, v in out["models"].items():
@@ -106,8 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--weights", default=None, help="where the models go (default: the package's weights)")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--smoke", action="store_true", help="a tiny model and a few steps: checks the recipe runs")
-        if name == "train-ar":
-            s.add_argument("--data", default=None, help="a folder of .txt / .md files instead of pydoc_data")
+        s.add_argument("--data", default=None, help="a folder of .txt / .md files instead of pydoc_data (the same for both)")
     for name in ("generate", "eval"):
         s = sub.add_parser(
             name, help="generate a continuation" if name == "generate" else "score both models on held-out prompts"
@@ -120,11 +120,13 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--split", choices=("val", "test"), default="test")
             s.add_argument("--prompts", type=_positive("--prompts"), default=16)
             s.add_argument("--json", default=None, help="write the results to this file")
+            s.add_argument("--data", default=None, help="the corpus the models were trained on, if not pydoc_data")
         s.add_argument("--max-new-tokens", type=_positive("--max-new-tokens"), default=64)
         s.add_argument("--block-size", type=int, default=4)
         s.add_argument("--threshold", type=float, default=0.9)
         s.add_argument("--temperature", type=float, default=0.0)
         s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--steps", type=int, default=None, help="denoising steps per block (default: the block size)")
         s.add_argument("--dkv", action="store_true", help="dKV-Cache: delayed caching inside the block")
         s.add_argument("--refresh", type=int, default=0, help="with --dkv: recompute the block every N steps (0: never)")
         s.add_argument("--weights", default=None, help="a folder with ar/ and sdar/ (default: the shipped models)")

@@ -8,8 +8,9 @@ counted from the first one, the prompt's included, for every decoder alike.
 Block decoding (SDAR): blocks left to right; committed blocks live in a
 transformers ``DynamicCache``; inside a block, all masked positions are
 predicted at once and diffusers' ``BlockRefinementScheduler`` commits those
-whose confidence passes ``threshold`` (at least one per step, so at most
-``block`` steps; ``threshold=1`` is the static one-per-step schedule). A
+whose confidence passes ``threshold`` and at least ``block / steps`` per step
+(static top-k; by default ``steps = block``, one token, so at most ``block``
+steps; ``threshold=1`` leaves the static schedule alone). A
 finished block's keys and values enter the cache in the same forward pass as
 the next block's first step: the two blocks are one query under the
 block-causal mask, which is exact (the clean block cannot see the masked
@@ -77,6 +78,15 @@ def check_params(threshold: float, temperature: float, max_new_tokens: int) -> N
         raise InvalidInputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
 
 
+def check_steps(block: int, steps: int | None) -> int:
+    """Denoising steps per block: ``None`` means ``block``; otherwise an integer in [1, block]."""
+    if steps is None:
+        return block
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= block:
+        raise InvalidInputError(f"steps per block must be an integer in [1, {block}], got {steps!r}")
+    return steps
+
+
 def block_causal(length: int, block: int, device=None) -> torch.Tensor:
     b = torch.arange(length, device=device) // block
     return b[:, None] >= b[None, :]
@@ -128,11 +138,14 @@ def ar(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: int, tem
     return Generation(_cut(out, eos_id, max_new_tokens), forwards, time.perf_counter() - t0)
 
 
-def _scheduler(block: int, threshold: float, device):
+def _scheduler(block: int, threshold: float, steps: int | None, device):
+    """diffusers' scheduler: ``steps`` denoising steps per block commit at least ``block / steps`` tokens each (static
+    top-k; ``None`` = ``block`` steps, one token), plus every token whose confidence passes ``threshold`` (dynamic)."""
     from diffusers import BlockRefinementScheduler
 
-    sched = BlockRefinementScheduler(block_length=block, num_inference_steps=block, threshold=threshold, minimal_topk=1)
-    sched.set_timesteps(block, device=device, block_length=block)
+    steps = check_steps(block, steps)
+    sched = BlockRefinementScheduler(block_length=block, num_inference_steps=steps, threshold=threshold, minimal_topk=1)
+    sched.set_timesteps(steps, device=device, block_length=block)
     return sched
 
 
@@ -142,7 +155,8 @@ def _block_view(x: torch.Tensor, start: int, mask_id: int) -> list[int | None]:
 
 @torch.no_grad()
 def blocks(model, prompts: list[list[int]], *, max_new_tokens: int, block: int, mask_id: int, eos_id: int,
-           threshold: float = 0.9, temperature: float = 0.0, generator: torch.Generator | None = None) -> Decoder:  # fmt: skip
+           threshold: float = 0.9, temperature: float = 0.0, steps: int | None = None,
+           generator: torch.Generator | None = None) -> Decoder:  # fmt: skip
     """SDAR block diffusion decoding, exact, for a batch of equal-length prompts (see the module doc)."""
     from transformers import DynamicCache
 
@@ -152,7 +166,7 @@ def blocks(model, prompts: list[list[int]], *, max_new_tokens: int, block: int, 
     ids = _prompts(prompts, dev)
     B, P = ids.shape
     full = (P // block) * block
-    sched = _scheduler(block, threshold, dev)
+    sched = _scheduler(block, threshold, steps, dev)
     cache = DynamicCache()
     ctx = ids[:, :full]  # clean tokens not yet in the cache (the prompt's whole blocks, then the last finished block)
     x = torch.cat([ids[:, full:], torch.full((B, block - (P - full)), mask_id, device=dev)], 1)
@@ -191,7 +205,7 @@ def blocks(model, prompts: list[list[int]], *, max_new_tokens: int, block: int, 
 
 @torch.no_grad()
 def blocks_dkv(model, prompt: list[int], *, max_new_tokens: int, block: int, mask_id: int, eos_id: int,
-               threshold: float = 0.9, temperature: float = 0.0, refresh: int = 0,
+               threshold: float = 0.9, temperature: float = 0.0, steps: int | None = None, refresh: int = 0,
                generator: torch.Generator | None = None) -> Decoder:  # fmt: skip
     """Block diffusion decoding with dKV-Cache's delayed caching, one sequence (see the module doc)."""
     from transformers import DynamicCache
@@ -203,7 +217,7 @@ def blocks_dkv(model, prompt: list[int], *, max_new_tokens: int, block: int, mas
     dev = model.device
     _prompts([prompt], dev)
     full = (len(prompt) // block) * block
-    sched = _scheduler(block, threshold, dev)
+    sched = _scheduler(block, threshold, steps, dev)
     cache = DynamicCache()
     # (token, position) fed with their identity this pass and cached after it: the prompt's whole blocks first
     pending: list[tuple[int, int]] = [(t, i) for i, t in enumerate(prompt)]

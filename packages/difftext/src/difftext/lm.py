@@ -171,13 +171,15 @@ class BlockDiffusionLM(_LM):
             raise BlockSizeError(f"the model was trained for block sizes {BLOCK_SIZES}, not {block_size}")
 
     def _decoder(self, prompt: str, max_new_tokens: int, block_size: int, threshold: float, temperature: float,
-                 seed: int, dkv: bool, refresh: int) -> tuple[list[int], decode.Decoder]:  # fmt: skip
+                 seed: int, dkv: bool, refresh: int, steps: int | None) -> tuple[list[int], decode.Decoder]:  # fmt: skip
         self.check_block(block_size)
         decode.check_params(threshold, temperature, max_new_tokens)
+        decode.check_steps(block_size, steps)
         ids = self.encode(prompt, max_new_tokens + block_size)  # the last block may run past max_new_tokens
         gen = self._generator(seed, temperature)
         kw = dict(max_new_tokens=max_new_tokens, block=block_size, mask_id=self.tokenizer.mask_token_id,
-                  eos_id=self.tokenizer.eos_token_id, threshold=threshold, temperature=temperature, generator=gen)  # fmt: skip
+                  eos_id=self.tokenizer.eos_token_id, threshold=threshold, temperature=temperature, steps=steps,
+                  generator=gen)  # fmt: skip
         if dkv:
             return ids, decode.blocks_dkv(self.model, ids, refresh=refresh, **kw)
         if refresh:
@@ -185,13 +187,18 @@ class BlockDiffusionLM(_LM):
         return ids, decode.blocks(self.model, [ids], **kw)
 
     def generate(self, prompt: str, max_new_tokens: int = 64, block_size: int = 4, threshold: float = 0.9,
-                 temperature: float = 0.0, seed: int = 0, dkv: bool = False, refresh: int = 0) -> TextResult:  # fmt: skip
-        return self._run(*self._decoder(prompt, max_new_tokens, block_size, threshold, temperature, seed, dkv, refresh))
+                 temperature: float = 0.0, seed: int = 0, dkv: bool = False, refresh: int = 0,
+                 steps: int | None = None) -> TextResult:  # fmt: skip
+        """Continue ``prompt``. ``steps``: denoising steps per block (default ``block_size``): fewer force at least
+        ``block_size / steps`` tokens per step (static top-k) whatever their confidence."""
+        args = (prompt, max_new_tokens, block_size, threshold, temperature, seed, dkv, refresh, steps)
+        return self._run(*self._decoder(*args))
 
     def stream(self, prompt: str, max_new_tokens: int = 64, block_size: int = 4, threshold: float = 0.9,
-               temperature: float = 0.0, seed: int = 0, dkv: bool = False,
-               refresh: int = 0) -> Iterator[Partial | TextResult]:  # fmt: skip
-        return self._stream(*self._decoder(prompt, max_new_tokens, block_size, threshold, temperature, seed, dkv, refresh))
+               temperature: float = 0.0, seed: int = 0, dkv: bool = False, refresh: int = 0,
+               steps: int | None = None) -> Iterator[Partial | TextResult]:  # fmt: skip
+        args = (prompt, max_new_tokens, block_size, threshold, temperature, seed, dkv, refresh, steps)
+        return self._stream(*self._decoder(*args))
 
     def generate_batch(self, prompts: list[list[int]], max_new_tokens: int = 64, block_size: int = 4,
                        threshold: float = 0.9, temperature: float = 0.0, seed: int = 0) -> decode.Generation:  # fmt: skip

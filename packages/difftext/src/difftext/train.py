@@ -31,6 +31,13 @@ def _logged_seconds(run: Path) -> float:
     return seconds(run)
 
 
+def _machine() -> str:
+    from diffcore.bench.report import machine_info
+
+    m = machine_info()
+    return m.get("gpu") or f"{m['cpu']}, {m['cores']} cores"
+
+
 def _ship(model, tok, dest: Path, card: dict) -> None:
     """Save the model in float16 (half the bytes; it is loaded back as float32), its tokenizer and its card."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -73,7 +80,7 @@ def train_ar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = None
         "steps": cfg.steps,
         "seed": recipe.seed,
         "wall_time_s": round(_logged_seconds(run), 1),
-        "machine": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        "machine": _machine(),
         "parameters": sum(p.numel() for p in final.parameters()),
         "metrics": {"val_nll": round(nll, 4), "val_ppl": round(perplexity(nll), 2)},
         "config": asdict(cfg),
@@ -121,7 +128,7 @@ def train_sdar(recipe: ARRecipe, out: Path, weights: Path, data: str | None = No
         "conversion_to_pretraining_steps": round(cfg.steps / recipe.steps, 3),
         "seed": recipe.seed,
         "wall_time_s": round(_logged_seconds(run), 1),
-        "machine": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        "machine": _machine(),
         "metrics": {
             **bounds,
             "val_ar_nll_of_the_ar_model": json.loads((src / "training_card.json").read_text())["metrics"]["val_nll"],
