@@ -150,11 +150,6 @@ class ARLM(_LM):
     ) -> Iterator[Partial | TextResult]:
         return self._stream(*self._decoder(prompt, max_new_tokens, temperature, seed))
 
-    def generate_batch(self, prompts: list[list[int]], max_new_tokens: int = 64, temperature: float = 0.0,
-                       seed: int = 0) -> decode.Generation:  # fmt: skip
-        """Token-level batch decoding of equal-length prompts (the benchmark's batch 16)."""
-        return decode.run(decode.ar(self.model, prompts, max_new_tokens=max_new_tokens, eos_id=self.tokenizer.eos_token_id,
-                                    temperature=temperature, generator=self._generator(seed, temperature)))  # fmt: skip
 
 
 class BlockDiffusionLM(_LM):
@@ -199,12 +194,3 @@ class BlockDiffusionLM(_LM):
                steps: int | None = None) -> Iterator[Partial | TextResult]:  # fmt: skip
         args = (prompt, max_new_tokens, block_size, threshold, temperature, seed, dkv, refresh, steps)
         return self._stream(*self._decoder(*args))
-
-    def generate_batch(self, prompts: list[list[int]], max_new_tokens: int = 64, block_size: int = 4,
-                       threshold: float = 0.9, temperature: float = 0.0, seed: int = 0) -> decode.Generation:  # fmt: skip
-        """Token-level batch decoding of equal-length prompts (exact decoder; the benchmark's batch 16)."""
-        self.check_block(block_size)
-        return decode.run(decode.blocks(self.model, prompts, max_new_tokens=max_new_tokens, block=block_size,
-                                        mask_id=self.tokenizer.mask_token_id, eos_id=self.tokenizer.eos_token_id,
-                                        threshold=threshold, temperature=temperature,
-                                        generator=self._generator(seed, temperature)))  # fmt: skip
