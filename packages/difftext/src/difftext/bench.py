@@ -57,6 +57,8 @@ def settings() -> list[Setting]:
     out += [Setting(f"SDAR+dKV b4 thr {t}", 4, t, dkv=True) for t in THRESHOLDS]
     out += [Setting(f"SDAR+dKV b{b} thr 0.9", b, 0.9, dkv=True) for b in (8, 16)]
     out += [Setting("SDAR+dKV b4 thr 0.9 refresh 2", 4, 0.9, dkv=True, refresh=2)]
+    out += [Setting(f"SDAR b{b} static {b // 2} steps", b, 1.0, steps=b // 2) for b in (4, 8, 16)]
+    out += [Setting("SDAR b4 static 1 step", 4, 1.0, steps=1)]
     out += [
         Setting(f"SDAR b4 thr 0.9 T={SAMPLED}", 4, 0.9, SAMPLED),
         Setting(f"SDAR+dKV b4 thr 0.9 T={SAMPLED}", 4, 0.9, SAMPLED, True),
