@@ -151,7 +151,6 @@ class ARLM(_LM):
         return self._stream(*self._decoder(prompt, max_new_tokens, temperature, seed))
 
 
-
 class BlockDiffusionLM(_LM):
     """SDAR: blocks left to right with a KV cache, tokens inside a block filled in parallel by confidence."""
 
