@@ -140,3 +140,29 @@ def test_static_top_k_commits_block_over_steps_tokens_per_step():
     for bad in (0, 5, 2.0):
         with pytest.raises(InvalidInputError, match="steps per block"):
             run(decode.blocks(m, [[5, 6, 7, 8]], max_new_tokens=4, block=4, mask_id=3, eos_id=99, steps=bad))
+
+
+class _PrefersMask(torch.nn.Module):
+    """A model whose top prediction is always the mask token (an untrained or broken checkpoint can do this)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    @property
+    def device(self):
+        return self.m.device
+
+    def forward(self, **kw):
+        out = self.m(**kw)
+        out.logits[..., 3] += 100.0
+        return out
+
+
+@pytest.mark.parametrize("dkv", [False, True])
+def test_a_model_that_predicts_the_mask_token_cannot_stall_decoding(dkv):
+    m = _PrefersMask(_tiny())
+    kw = dict(max_new_tokens=8, block=4, mask_id=3, eos_id=99, threshold=0.9)
+    dec = decode.blocks_dkv(m, [5, 6, 7], **kw) if dkv else decode.blocks(m, [[5, 6, 7]], **kw)
+    g = run(dec)
+    assert len(g.tokens[0]) == 8 and 3 not in g.tokens[0] and g.forwards <= 1 + 4 + 4  # 1 + 4 + 4 new tokens

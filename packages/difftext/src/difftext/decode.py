@@ -149,6 +149,13 @@ def _scheduler(block: int, threshold: float, steps: int | None, device):
     return sched
 
 
+def _no_mask(logits: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """The mask token is never a prediction: committing it would leave the position masked and the block unfinished."""
+    logits = logits.clone()
+    logits[..., mask_id] = float("-inf")
+    return logits
+
+
 def _block_view(x: torch.Tensor, start: int, mask_id: int) -> list[int | None]:
     return [None if t == mask_id else t for t in x[0, start:].tolist()]
 
@@ -189,7 +196,7 @@ def blocks(model, prompts: list[list[int]], *, max_new_tokens: int, block: int, 
             pos += ctx.shape[1]
             ctx = ctx[:, :0]
             forwards += 1
-            x = sched.step(logits, n, x, mask_token_id=mask_id, temperature=temperature, threshold=threshold,
+            x = sched.step(_no_mask(logits, mask_id), n, x, mask_token_id=mask_id, temperature=temperature, threshold=threshold,
                            prompt_mask=prompt_mask, generator=generator).prev_sample  # fmt: skip
             n += 1
             yield Step(_cut(out[:1], eos_id, max_new_tokens)[0], _block_view(x, given, mask_id), forwards,
@@ -243,7 +250,7 @@ def blocks_dkv(model, prompt: list[int], *, max_new_tokens: int, block: int, mas
         block_logits = torch.zeros(1, block, logits.shape[-1], device=dev, dtype=logits.dtype)
         block_logits[0, masked] = logits[0, len(pending) :]
         before = x.clone()
-        x = sched.step(block_logits, n, x, mask_token_id=mask_id, temperature=temperature, threshold=threshold,
+        x = sched.step(_no_mask(block_logits, mask_id), n, x, mask_token_id=mask_id, temperature=temperature, threshold=threshold,
                        prompt_mask=prompt_mask, generator=generator).prev_sample  # fmt: skip
         n += 1
         yield Step(_cut(torch.tensor([out]), eos_id, max_new_tokens)[0], _block_view(x, given, mask_id), forwards,
