@@ -21,9 +21,10 @@ def tinysd():
 def test_card_metrics_match_a_fresh_measurement(tinysd):
     """The card's holdout PSNR is what the shipped weights really give."""
     from diffcore.checkpoint import load_card
-    from diffcore.prior.recipe import WEIGHTS_DIR, evaluate_autoencoder
+    from diffcore.prior.recipe import evaluate_autoencoder
+    from diffcore.zoo import DEFAULT_TINYSD, WEIGHTS
 
-    card = load_card(WEIGHTS_DIR / "autoencoder")
+    card = load_card(WEIGHTS / DEFAULT_TINYSD / "autoencoder")
     fresh = evaluate_autoencoder(tinysd.vae, load_pool("holdout")[:1] + load_pool("holdout")[1:])
     assert fresh["holdout_psnr"] == pytest.approx(card["metrics"]["holdout_psnr"], abs=0.01)
 

@@ -32,8 +32,6 @@ def test_train_prior_on_a_user_folder_writes_loadable_weights(tmp_path):
         str(work),
         "--ae-steps",
         "3",
-        "--ae-tune-steps",
-        "2",
         "--ae-batch",
         "2",
         "--unet-steps",
@@ -45,8 +43,8 @@ def test_train_prior_on_a_user_folder_writes_loadable_weights(tmp_path):
     ]
     assert main(argv) == 0
     card = json.loads((out / "autoencoder" / "training_card.json").read_text())
-    assert card["steps"] == 5 and card["seed"] == 0  # 3 steps on all photos + 2 on colour ones
-    assert card["holdout_images"] == ["p4"] and card["colour_phase_images"] == ["p0", "p1", "p2", "p3"]
+    assert card["steps"] == 3 and card["seed"] == 0
+    assert card["holdout_images"] == ["p4"] and card["train_images"] == ["p0", "p1", "p2", "p3"]  # no video frames
     assert "holdout_ms_ssim" not in card["metrics"]  # 96 px photos: too small for 5-scale MS-SSIM
     assert (out / "unet" / "training_card.md").exists() and (out / "scheduler" / "scheduler_config.json").exists()
     log = [json.loads(line) for line in (work / "autoencoder" / "log.jsonl").read_text().splitlines()]

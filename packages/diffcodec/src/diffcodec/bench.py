@@ -252,7 +252,7 @@ def _load(methods: Sequence[str], path: str | Path | None, device: str) -> tuple
     if "autoencoder" in methods:
         from diffcore.zoo import load_tinysd
 
-        vae = load_tinysd(device).vae
+        vae = load_tinysd(device=device).vae
     return codecs, vae
 
 

@@ -160,7 +160,7 @@ class Codec:
                 models.append(m.to(dev))
                 rates.append(RateInfo(i, f"hyperprior-{i}", _card_metric(d, "holdout_crop_real_bpp") or float("nan")))
             return cls(method, {"hypers": models}, tuple(rates), {"device": dev})
-        sd = load_tinysd(dev)
+        sd = load_tinysd(device=dev)
         if method == "oscar":
             hyper = load_model(OscarHyperCodec, folder / "hyper", torch_dtype=torch.float32).to(dev).eval()
             cfg = read_config(folder / "lora")

@@ -10,7 +10,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DModel
 
 from diffcore.checkpoint import load_model
-from diffcore.errors import InvalidInputError
+from diffcore.errors import InvalidInputError, UnknownNameError
 from diffcore.prior.dit import TinyDiT, load_tinydit
 
 __all__ = ["TinyDiT", "TinySD", "load_tinydit", "load_tinysd", "shared_tinysd"]
@@ -42,16 +42,36 @@ def _device(device: str | torch.device) -> torch.device:
     return dev
 
 
+#: shipped tinysd versions (folders under ``weights/``); v2 has the colour-faithful autoencoder
+TINYSD_NAMES: tuple[str, ...] = ("tinysd", "tinysd-v2")
+#: the version :func:`load_tinysd` returns when no name is given
+DEFAULT_TINYSD = "tinysd"
+
+
 def load_tinysd(
-    device: str | torch.device = "cpu", *, path: str | Path | None = None, dtype: torch.dtype = torch.float32
+    name: str | None = None,
+    *,
+    path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> TinySD:
-    """Load tinysd (shipped weights, or a folder written by ``diffcore train prior --out``).
+    """Load tinysd: a shipped version by ``name``, or a folder written by ``diffcore train prior --out``.
+
+    Args:
+        name: one of :data:`TINYSD_NAMES` (default :data:`DEFAULT_TINYSD`).
+        path: a folder with ``autoencoder/`` and ``unet/``; excludes ``name``.
+        device: where the models go.
+        dtype: their parameter dtype.
 
     Returns a :class:`TinySD`; models are in eval mode on ``device``.
     """
     from diffcore.prior.models import SCHEDULER_CONFIG
 
-    root = Path(path) if path is not None else WEIGHTS / "tinysd"
+    if name is not None and path is not None:
+        raise InvalidInputError("give a shipped tinysd name or a path, not both")
+    if name is not None and name not in TINYSD_NAMES:
+        raise UnknownNameError(f"no shipped tinysd {name!r}; shipped: {', '.join(TINYSD_NAMES)}")
+    root = Path(path) if path is not None else WEIGHTS / (name or DEFAULT_TINYSD)
     dev = _device(device)
     vae = load_model(AutoencoderKL, root / "autoencoder", torch_dtype=dtype).to(dev).eval()
     unet = load_model(UNet2DModel, root / "unet", torch_dtype=dtype).to(dev).eval()

@@ -351,7 +351,7 @@ def _search_plot(path: Path, unet: torch.nn.Module, artifacts: dict[str, Any]) -
 def run(out_dir: str | Path, *, quick: bool = False, device: str = "cpu") -> Path:
     """The benchmark; on ``device="cuda"`` the caches and schedules only (the quantizer rows are CPU rows)."""
     torch.manual_seed(0)
-    sd = load_tinysd(device)  # raises a typed error when CUDA is asked for and absent
+    sd = load_tinysd(device=device)  # raises a typed error when CUDA is asked for and absent
     cuda = sd.unet.device.type == "cuda"
     n_seeds = 4 if quick else 16
     g = torch.Generator().manual_seed(EVAL_SEED)

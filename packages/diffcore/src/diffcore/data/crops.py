@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from diffcore.data.colour import ColourJitter, is_gray
 from diffcore.errors import DataError, InvalidInputError
 
 
@@ -45,6 +46,8 @@ class RandomCrops(Dataset):
         seed: item ``i`` is fully determined by ``(seed, i)``.
         gray: return luma Y, (1, size, size), instead of RGB.
         hflip / vflip: flip each crop with probability 1/2.
+        colour_jitter: applied to the crops of colour images (grayscale ones
+            stay gray), with the item's own generator.
 
     Images are picked with probability proportional to the square root of their
     area, so big photos count more without drowning the small ones.
@@ -60,6 +63,7 @@ class RandomCrops(Dataset):
         gray: bool = False,
         hflip: bool = True,
         vflip: bool = False,
+        colour_jitter: ColourJitter | None = None,
     ) -> None:
         if size <= 0 or length <= 0:
             raise InvalidInputError(f"size and length must be positive, got size={size}, length={length}")
@@ -69,6 +73,8 @@ class RandomCrops(Dataset):
         self.images = kept
         self.size, self.length, self.seed = size, length, seed
         self.gray, self.hflip, self.vflip = gray, hflip, vflip
+        self.colour_jitter = colour_jitter
+        self._colour = [colour_jitter is not None and im.ndim == 3 and not is_gray(im) for im in kept]
         area = np.array([im.shape[0] * im.shape[1] for im in kept], dtype=np.float64)
         self.p = np.sqrt(area) / np.sqrt(area).sum()
 
@@ -79,7 +85,8 @@ class RandomCrops(Dataset):
         if not 0 <= i < self.length:
             raise IndexError(i)
         rng = np.random.default_rng((self.seed, i))
-        img = self.images[rng.choice(len(self.images), p=self.p)]
+        k = rng.choice(len(self.images), p=self.p)
+        img = self.images[k]
         h, w = img.shape[:2]
         top = rng.integers(0, h - self.size + 1)
         left = rng.integers(0, w - self.size + 1)
@@ -88,6 +95,8 @@ class RandomCrops(Dataset):
             crop = crop[:, ::-1]
         if self.vflip and rng.random() < 0.5:
             crop = crop[::-1]
+        if self._colour[k]:
+            crop = self.colour_jitter(crop, rng)
         return np.ascontiguousarray(crop)
 
     def __getitem__(self, i: int) -> torch.Tensor:

@@ -31,7 +31,7 @@ class LabDomain:
     def load(self, device: str = "cpu") -> Any:
         from diffcore.zoo import load_tinysd
 
-        return load_tinysd(device)
+        return load_tinysd(device=device)
 
     def smoke(self, loaded: Any) -> Mapping[str, float]:
         from diffcore.lab.variants import compare

@@ -22,7 +22,7 @@ class PriorDomain:
     def load(self, device: str = "cpu") -> Any:
         from diffcore.zoo import load_tinysd
 
-        return load_tinysd(device)
+        return load_tinysd(device=device)
 
     def smoke(self, loaded: Any) -> Mapping[str, float]:
         from diffcore.prior.generate import generate

@@ -28,6 +28,15 @@ AUTOENCODER_CONFIG: dict = dict(
     sample_size=64,
 )
 
+#: tinysd v2: a wider, deeper encoder and decoder at the half- and quarter-resolution
+#: levels, where chroma and texture are coded; the full-resolution level stays at
+#: 32 channels, so decoding a 512² image costs about what v1 costs
+AUTOENCODER_V2_CONFIG: dict = dict(
+    AUTOENCODER_CONFIG,
+    block_out_channels=(32, 64, 128),
+    layers_per_block=2,
+)
+
 UNET_CONFIG: dict = dict(
     sample_size=32,
     in_channels=LATENT_CHANNELS,
@@ -55,9 +64,11 @@ SCHEDULER_CONFIG: dict = dict(
 )
 
 
-def build_autoencoder() -> AutoencoderKL:
-    """A freshly initialised tinysd autoencoder."""
-    return AutoencoderKL(**AUTOENCODER_CONFIG)
+def build_autoencoder(version: int = 2) -> AutoencoderKL:
+    """A freshly initialised tinysd autoencoder (``version`` 1 or 2)."""
+    if version not in (1, 2):
+        raise ValueError(f"tinysd autoencoder version must be 1 or 2, got {version}")
+    return AutoencoderKL(**(AUTOENCODER_V2_CONFIG if version == 2 else AUTOENCODER_CONFIG))
 
 
 def build_unet() -> UNet2DModel:

