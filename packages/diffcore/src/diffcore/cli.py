@@ -29,10 +29,15 @@ def _serve(a: argparse.Namespace) -> int:
 
 
 def _bench(a: argparse.Namespace) -> int:
+    """Run one benchmark, telling it the command line (the report prints it, so a reader can rerun it)."""
+    import shlex
+
     from diffcore.plugins import find_benchmark
 
     _, run = find_benchmark(a.name)
-    report = run(a.out, quick=a.quick)
+    typed = ["diffcore", "bench", a.name, *(["--quick"] if a.quick else [])]
+    typed += ["--out", str(a.out)] if a.out != DEFAULT_RESULTS else []
+    report = run(a.out, quick=a.quick, command=shlex.join(typed))
     print(f"wrote {report}")
     return 0
 
