@@ -115,7 +115,7 @@ def _decode(a: argparse.Namespace) -> int:
 
 
 def _eval(a: argparse.Namespace) -> int:
-    from diffcodec.bench import evaluate_folder, format_table
+    from diffcodec.evaluate import evaluate_folder, format_table
 
     rows = evaluate_folder(a.folder, methods=a.methods, path=a.weights)
     table = format_table(rows)

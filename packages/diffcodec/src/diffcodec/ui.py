@@ -102,8 +102,8 @@ def _rate_table() -> tuple[dict[str, list[tuple[str, int]]], dict[str, str]]:
 
 
 def _quality(original: np.ndarray, decoded: np.ndarray) -> str:
-    """PSNR and MS-SSIM as the benchmark measures them (:func:`diffcodec.bench.image_quality`)."""
-    from diffcodec.bench import image_quality
+    """PSNR and MS-SSIM as the benchmark measures them (:func:`diffcodec.evaluate.image_quality`)."""
+    from diffcodec.evaluate import image_quality
 
     p, m = image_quality(original, decoded)
     text = f"**PSNR {p:.2f} dB**" if np.isfinite(p) else "**PSNR ∞** (lossless)"
