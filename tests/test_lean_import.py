@@ -1,30 +1,39 @@
-"""Importing any package is lean: no gradio, no CUDA initialisation, no model loaded."""
+"""Importing any package is lean: no gradio, no CUDA initialisation, no model (a module with weights) built or loaded.
+
+The modules checked are derived from what is installed: every module of every
+package that registers a domain (``discover()``), except the Gradio UI modules
+(``ui``), which are allowed to import gradio when they are built.
+"""
 
 import subprocess
 import sys
 
 CHECK = """
-import sys, torch
-import diffcore, diffcore.sampling, diffcore.train, diffcore.data, diffcore.metrics
-import diffcore.bench, diffcore.checkpoint, diffcore.plugins, diffcore.zoo, diffcore.cli, diffcore.hub
-import diffcore.cache, diffcore.cache.search, diffcore.quant, diffcore.hooks, diffcore.lab.variants
-import diffcodec, diffcodec.bench, diffcodec.cli, diffcodec.codec, diffcodec.domain, diffcodec.train
-import diffdrive, diffdrive.bench, diffdrive.cli, diffdrive.closed_loop, diffdrive.domain, diffdrive.planner, diffdrive.train
-import difftext, difftext.bench, difftext.cli, difftext.domain, difftext.evaluate, difftext.lm, difftext.train
+import gc, importlib, pkgutil, sys
+import torch
 from diffcore.plugins import discover
+
+packages = {"diffcore"} | {e.entry_point.module.split(".")[0] for e in discover().values()}
+names = []
+for pkg in sorted(packages):
+    mod = importlib.import_module(pkg)
+    names += [pkg] + [m.name for m in pkgutil.walk_packages(mod.__path__, pkg + ".")]
+skipped = {n for n in names if n.rsplit(".", 1)[-1] in ("ui", "offline_gradio")}
+for n in sorted(set(names) - skipped):
+    importlib.import_module(n)
 for entry in discover().values():
-    entry.load()  # every domain object, without building its demo
+    entry.load()  # every declaration, without resolving its callables
 assert "gradio" not in sys.modules, "gradio was imported"
-assert not diffcodec.codec._cache, "a codec was loaded"
-assert diffdrive.planner._load.cache_info().currsize == 0, "a planner was loaded"
-assert difftext.lm._load.cache_info().currsize == 0, "a text model was loaded"
 assert "pygame" not in sys.modules, "pygame (highway-env's renderer) was imported"
 assert not torch.cuda.is_initialized(), "CUDA was initialised"
-print("lean")
+# libraries keep parameter-free singletons (transformers' activation table); a model has weights
+models = [type(o).__name__ for o in gc.get_objects() if isinstance(o, torch.nn.Module) and any(True for _ in o.parameters())]
+assert not models, f"models were built at import time: {sorted(set(models))}"
+print(len(names) - len(skipped), "modules lean")
 """
 
 
 def test_importing_packages_is_lean():
-    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "lean"
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("modules lean") and int(out.stdout.split()[0]) > 50, out.stdout

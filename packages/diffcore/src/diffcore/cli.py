@@ -1,4 +1,4 @@
-"""The ``diffcore`` command: ``list | serve [DOMAIN] | bench NAME | train DOMAIN``."""
+"""The ``diffcore`` command: ``list | serve [DOMAIN] | bench NAME | train DOMAIN | smoke [DOMAIN…]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from diffcore.errors import DiffcoreError
+from diffcore.errors import DiffcoreError, InvalidInputError, UnknownNameError
 
 DEFAULT_RESULTS = Path("docs/results")
 
@@ -45,7 +45,28 @@ def _bench(a: argparse.Namespace) -> int:
 def _train(a: argparse.Namespace) -> int:
     from diffcore.plugins import get_domain
 
-    get_domain(a.domain).train(a.args)
+    get_domain(a.domain).run_train(a.args)
+    return 0
+
+
+def _smoke(a: argparse.Namespace) -> int:
+    """Load each chosen domain's shipped model and run its smoke inputs (what CI runs per installed package)."""
+    import time
+
+    from diffcore.plugins import discover
+
+    if a.domains and a.package:
+        raise InvalidInputError("name domains or --package, not both")
+    found = discover(a.package)
+    for name in a.domains:
+        if name not in found:
+            raise UnknownNameError(f"no installed domain {name!r}; installed: {', '.join(found) or 'none'}")
+    for name in a.domains or list(found):
+        dom = found[name].load()
+        t0 = time.perf_counter()
+        numbers = dom.run_smoke(dom.load_model(device=a.device))
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items())
+        print(f"{name:<10} ok in {time.perf_counter() - t0:.1f} s: {shown}")
     return 0
 
 
@@ -67,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("domain")
     t.add_argument("args", nargs=argparse.REMAINDER)
     t.set_defaults(fn=_train)
+    m = sub.add_parser("smoke", help="load domains' shipped models and run their smoke inputs (all installed by default)")
+    m.add_argument("domains", nargs="*", metavar="DOMAIN")
+    m.add_argument("--package", default=None, help="only the domains this installed distribution registers")
+    m.add_argument("--device", default="cpu")
+    m.set_defaults(fn=_smoke)
     a = p.parse_args(argv)
     try:
         return a.fn(a)

@@ -348,8 +348,11 @@ def _search_plot(path: Path, unet: torch.nn.Module, artifacts: dict[str, Any]) -
     return rows
 
 
-def run(out_dir: str | Path, *, quick: bool = False, device: str = "cpu") -> Path:
-    """The benchmark; on ``device="cuda"`` the caches and schedules only (the quantizer rows are CPU rows)."""
+def run(out_dir: str | Path, *, quick: bool = False, command: str | None = None, device: str = "cpu") -> Path:
+    """The benchmark; on ``device="cuda"`` the caches and schedules only (the quantizer rows are CPU rows).
+
+    ``command``: the command line the report names (``diffcore bench`` passes it).
+    """
     torch.manual_seed(0)
     sd = load_tinysd(device=device)  # raises a typed error when CUDA is asked for and absent
     cuda = sd.unet.device.type == "cuda"
@@ -363,7 +366,8 @@ def run(out_dir: str | Path, *, quick: bool = False, device: str = "cpu") -> Pat
         name,
         "diffcore acceleration: caches, schedule search and quantization on tinysd" + (" (CUDA)" if cuda else ""),
         Path(out_dir),
-        command=f"diffcore bench {name.replace('_', '-')}" + (" --quick" if quick else ""),
+        command=command,
+        quick=quick,
         intro=__doc__.split("\n\n", 1)[1].strip()
         + f"\n\n{n_seeds} evaluation seeds (64×64 px, one batch), 4 calibration seeds; "
         + f"{repeats} timed repeats after one warm-up.",
@@ -391,3 +395,8 @@ def run(out_dir: str | Path, *, quick: bool = False, device: str = "cpu") -> Pat
     _pareto_plot(report.plot_path("pareto"), groups)
     report.image("Pareto plot", report.plot_path("pareto"), "Speed-up vs PSNR for every row above (dashed line: 30 dB).")
     return report.write()
+
+
+def run_cuda(out_dir: str | Path, *, quick: bool = False, **kwargs: Any) -> Path:
+    """``diffcore bench accel-cuda``: :func:`run` on ``device="cuda"``."""
+    return run(out_dir, quick=quick, device="cuda", **kwargs)
