@@ -98,6 +98,21 @@ class VPFlowBridge:
         s = float(self._s[i])
         return float(np.hypot(1 - s, s))  # (1 − s)·sqrt(1 + σ²) with σ = s/(1 − s)
 
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Start at step ``begin_index`` (SDEdit skips the first steps, as diffusers' img2img pipelines do)."""
+        self._index = begin_index
+        self.flow.set_begin_index(begin_index)
+
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """Flow state ``x_s = (1 − s)·x0 + s·ε`` at the current step (diffusers' ``scale_noise``).
+
+        Like diffusers' Euler ``add_noise`` after ``set_begin_index``, the level is
+        the current step's, whatever ``timesteps`` says: the begin index before the
+        loop, the next step's after a step (inpainting re-noises the known region).
+        """
+        s = float(self._s[self._index])
+        return (1 - s) * original_samples + s * noise.to(original_samples)
+
     def scale_model_input(self, sample: torch.Tensor, timestep: float | torch.Tensor | None = None) -> torch.Tensor:
         """Flow state to VP state: ``x_vp = x_s / sqrt((1 − s)² + s²)``."""
         return sample / self._scale(self._index)

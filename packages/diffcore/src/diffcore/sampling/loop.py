@@ -3,6 +3,10 @@
 It is the loop of diffusers' pipelines (``init_noise_sigma`` →
 ``scale_model_input`` → model → ``step``), written once for every sampler, with
 classifier-free guidance (Ho & Salimans 2022, eq. 6) batched into one model call.
+It starts from pure noise, or from a clean latent noised part-way (SDEdit, Meng et
+al. 2022; diffusers' img2img ``get_timesteps``), optionally keeping a known region
+(inpainting with an unconditional model, Lugmayr et al. 2022 without resampling,
+as diffusers' SD inpaint pipeline does for a 4-channel UNet).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack, nullcontext
 from typing import Any
 
+import numpy as np
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, LCMScheduler
+from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler, LCMScheduler
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tqdm.auto import tqdm
@@ -23,7 +28,7 @@ from diffcore.cache.core import active as active_cache
 from diffcore.errors import InvalidInputError
 from diffcore.prior.models import SCHEDULER_CONFIG
 from diffcore.sampling.flow import VPFlowBridge
-from diffcore.sampling.registry import make_scheduler
+from diffcore.sampling.registry import from_base_config, make_scheduler
 
 #: ``denoiser(x, t, cond) -> model output``: x (B, C, H, W), t (B,), output like x
 Denoiser = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
@@ -112,6 +117,60 @@ def _check_guidance(cond: Any, guidance: float | None) -> None:
         raise InvalidInputError(f"cond and uncond must have the same shape, got {shapes}")
 
 
+def _check_edit(latents: torch.Tensor, init: Any, strength: Any, mask: Any) -> float | None:
+    """Validate SDEdit / inpainting arguments; the strength to use (``None``: sample from pure noise)."""
+    if init is None:
+        if strength is not None or mask is not None:
+            raise InvalidInputError("strength= and mask= need init=<clean latents> (SDEdit / inpainting start from them)")
+        return None
+    if not isinstance(init, torch.Tensor) or init.shape != latents.shape or not init.is_floating_point():
+        got = f"shape {tuple(init.shape)}, {init.dtype}" if isinstance(init, torch.Tensor) else type(init).__name__
+        raise InvalidInputError(f"init must be a float tensor shaped like latents {tuple(latents.shape)}, got {got}")
+    strength = 1.0 if strength is None else strength
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+        raise InvalidInputError(f"strength must be a float in (0, 1] (1: start from pure noise), got {strength!r}")
+    if mask is not None:
+        ok = isinstance(mask, torch.Tensor) and mask.ndim == 4 and mask.is_floating_point()
+        try:
+            ok = ok and torch.broadcast_shapes(mask.shape, latents.shape) == latents.shape
+        except RuntimeError:
+            ok = False
+        if not ok:
+            got = f"shape {tuple(mask.shape)}, {mask.dtype}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise InvalidInputError(f"mask must be a 4-D float tensor broadcastable to {tuple(latents.shape)}, got {got}")
+        if mask.min() < 0 or mask.max() > 1:
+            raise InvalidInputError("mask values must lie in [0, 1] (1: generate, 0: keep init)")
+    return float(strength)
+
+
+def _edit_timesteps(scheduler: Any, steps: int, strength: float) -> torch.Tensor:
+    """The last ``int(steps·strength)`` steps of the schedule (diffusers' img2img ``get_timesteps``)."""
+    n = min(int(steps * strength), steps)
+    if n < 1:
+        raise InvalidInputError(f"strength={strength} leaves no step of {steps}; raise strength or steps (steps·strength >= 1)")
+    order = getattr(scheduler, "order", 1)
+    begin = (steps - n) * order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(begin)
+    return scheduler.timesteps[begin:]
+
+
+def _x0_prediction(out: torch.Tensor, x_vp: torch.Tensor, t: torch.Tensor, vp_sigmas: np.ndarray, kind: str) -> torch.Tensor:
+    """The clean-latent estimate ``x̂0`` a VP model output implies at (fractional) timestep ``t``.
+
+    ``x_vp = √ᾱ·x0 + √(1−ᾱ)·ε`` (Ho et al. 2020, eq. 4); ``v = √ᾱ·ε − √(1−ᾱ)·x0``
+    (Salimans & Ho 2022). Fractional ``t`` (flow samplers) interpolates ``σ_t``
+    linearly, as :class:`VPFlowBridge` does.
+    """
+    sigma = float(np.interp(float(t), np.arange(len(vp_sigmas)), vp_sigmas))
+    alpha, sigma_vp = (1 + sigma**2) ** -0.5, sigma * (1 + sigma**2) ** -0.5
+    if kind == "epsilon":
+        return (x_vp - sigma_vp * out) / alpha
+    if kind == "v_prediction":
+        return alpha * x_vp - sigma_vp * out
+    return out
+
+
 def _init_noise_scale(scheduler: Any) -> float | torch.Tensor:
     """The factor taking ``x_T ~ N(0, I)`` to the scheduler's first state.
 
@@ -153,6 +212,9 @@ def sample(
     latents: torch.Tensor,
     *,
     steps: int,
+    init: torch.Tensor | None = None,
+    strength: float | None = None,
+    mask: torch.Tensor | None = None,
     cond: Any = None,
     guidance: float | None = None,
     cache: Any = None,
@@ -160,9 +222,14 @@ def sample(
     callback: Callback | None = None,
     progress: bool = True,
     return_trajectory: bool = False,
+    return_x0: bool = False,
     base_config: Mapping[str, Any] | None = None,
-) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-    """Sample with any sampler: diffusers' pipeline loop, with CFG (Ho & Salimans 2022, eq. 6).
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """Sample with any sampler: diffusers' pipeline loop, with CFG (Ho & Salimans 2022, eq. 6), SDEdit and inpainting.
+
+    >>> x0 = sample(unet, "ddim", torch.randn_like(z), steps=20)                       # from pure noise
+    >>> x0 = sample(unet, "ddim", torch.randn_like(z), steps=20, init=z, strength=0.5)  # SDEdit: 10 steps from z noised
+    >>> x0 = sample(unet, "ddim", torch.randn_like(z), steps=20, init=z, mask=m)        # inpaint where m = 1
 
     Args:
         denoiser: ``denoiser(x, t, cond) -> output`` (ε, v or x0 as the schedule's
@@ -173,8 +240,21 @@ def sample(
             concurrent calls never share state.
         latents: ``x_T ~ N(0, I)``, (B, C, H, W); scaled by ``init_noise_sigma`` here
             (by ``sqrt(σ_max² + 1)`` for k-diffusion-style schedulers, see
-            :func:`_init_noise_scale`).
-        steps: number of sampler steps (Heun takes two model calls per step but the last).
+            :func:`_init_noise_scale`). With ``init`` it is the noise ``ε`` added to it.
+        steps: number of sampler steps over the whole schedule (Heun takes two
+            model calls per step but the last); with ``strength`` only the last
+            ``int(steps·strength)`` of them run.
+        init: clean latents ``x0`` (B, C, H, W) to start from (SDEdit, Meng et al.
+            2022): noised with ``scheduler.add_noise(init, latents, t_start)`` to the
+            first timestep kept, in the sampler's own state (VP, VE or flow).
+        strength: in (0, 1], how far ``init`` is pushed towards noise (default 1.0
+            with ``init``); the step count and start follow diffusers' img2img
+            ``get_timesteps``: ``t_start = steps − int(steps·strength)``.
+        mask: with ``init``, (B or 1, 1 or C, H, W) in [0, 1], 1 where to generate and
+            0 where to keep ``init``: after every step the kept region is replaced by
+            ``init`` noised with the same ``latents`` to the next step's level, and by
+            ``init`` itself after the last (RePaint's known-region update, Lugmayr et
+            al. 2022, eq. 8, without resampling; diffusers' SD inpaint for 4-channel UNets).
         cond: conditioning passed to the denoiser, or ``(cond, uncond)`` with ``guidance``.
         guidance: classifier-free guidance scale ``g``: output ``u + g·(c − u)``,
             cond and uncond batched into one model call.
@@ -189,20 +269,32 @@ def sample(
         return_trajectory: also return the latents after every step, in the
             sampler's own state (VP for DDIM/DPM/UniPC/DDPM/LCM, VE ``x0 + σ·ε``
             for Euler/Heun, flow ``(1 − s)·x0 + s·ε`` for flow samplers).
+        return_x0: also return the clean-latent estimate ``x̂0`` of every model
+            call (after guidance), computed from the output with ``base_config``'s
+            schedule and ``prediction_type`` (see :func:`_x0_prediction`).
         base_config: the denoiser's training schedule, a diffusers scheduler
-            config (default tinysd's ``SCHEDULER_CONFIG``); builds named samplers
-            and maps flow samplers onto VP timesteps.
+            config (default tinysd's ``SCHEDULER_CONFIG``); builds named samplers,
+            maps flow samplers onto VP timesteps and turns outputs into ``x̂0``.
 
     Returns:
-        The final latents (B, C, H, W), or ``(final, trajectory)``.
+        The final latents (B, C, H, W); with ``return_trajectory`` / ``return_x0`` a
+        tuple ``(final, trajectory, x0s)`` holding those asked for, in that order.
     """
     _check_latents(latents)
     _check_guidance(cond, guidance)
+    strength = _check_edit(latents, init, strength, mask)
     if cache is not None and not hasattr(cache, "__enter__"):
         raise InvalidInputError(f"cache must be a context manager or None, got {type(cache).__name__}")
     base_config = SCHEDULER_CONFIG if base_config is None else base_config
     sched = _fresh_scheduler(scheduler, base_config)
     _check_steps(steps, sched)
+    if return_x0:
+        vp = from_base_config(DDPMScheduler, base_config)
+        kind = vp.config.prediction_type
+        if kind not in ("epsilon", "v_prediction", "sample"):
+            raise InvalidInputError(f"return_x0 needs prediction_type epsilon, v_prediction or sample, got {kind!r}")
+        ac = vp.alphas_cumprod.double().numpy()  # (T,)
+        vp_sigmas = np.sqrt((1 - ac) / ac)  # (T,)
 
     model = denoiser
     call = ModelDenoiser(denoiser) if isinstance(denoiser, ModelMixin) else denoiser
@@ -212,11 +304,17 @@ def sample(
     step_kwargs = {"generator": generator} if step_takes_generator else {}
 
     sched.set_timesteps(steps, device=latents.device)
-    timesteps = sched.timesteps
+    if strength is None:
+        timesteps = sched.timesteps
+        x = latents * _init_noise_scale(sched)  # (B, C, H, W)
+    else:
+        timesteps = _edit_timesteps(sched, steps, strength)
+        x = sched.add_noise(init, latents, timesteps[:1].repeat(latents.shape[0]))  # (B, C, H, W)
     sigmas = getattr(sched, "sigmas", None)
-    x = latents * _init_noise_scale(sched)  # (B, C, H, W)
+    offset = len(sched.timesteps) - len(timesteps)  # steps SDEdit skipped: sigmas stay indexed by the full schedule
     b = x.shape[0]
     trajectory: list[torch.Tensor] = []
+    x0s: list[torch.Tensor] = []
 
     with ExitStack() as stack:
         if cache is not None:
@@ -232,7 +330,7 @@ def sample(
                     step_index=i,
                     num_inference_steps=len(timesteps),
                     timestep=t,
-                    sigma=float(sigmas[i]) if sigmas is not None and len(sigmas) > i else None,
+                    sigma=float(sigmas[offset + i]) if sigmas is not None and len(sigmas) > offset + i else None,
                 )
                 if guidance is None:
                     with _cache_context(model, "cond", **where):
@@ -242,7 +340,13 @@ def sample(
                         both = call(torch.cat([x_in, x_in]), t.expand(2 * b), torch.cat(cond))  # (2B, C, H, W)
                     out_c, out_u = both.chunk(2)
                     out = out_u + guidance * (out_c - out_u)
+                if return_x0:
+                    x0s.append(_x0_prediction(out, x_in, t, vp_sigmas, kind))
                 x = sched.step(out, t, x, return_dict=False, **step_kwargs)[0]
+                if mask is not None:
+                    last = i == len(timesteps) - 1
+                    known = init if last else sched.add_noise(init, latents, timesteps[i + 1 : i + 2].repeat(b))
+                    x = mask * x + (1 - mask) * known
                 if callback is not None:
                     callback(i, t, x)
                 if return_trajectory:
@@ -250,4 +354,6 @@ def sample(
         finally:
             if callable(getattr(model, "cache_context", None)) and hasattr(model, "_reset_stateful_cache"):
                 model._reset_stateful_cache()  # as DiffusionPipeline.maybe_free_model_hooks: next call starts cold
-    return (x, trajectory) if return_trajectory else x
+    if not (return_trajectory or return_x0):
+        return x
+    return (x, *([trajectory] if return_trajectory else []), *([x0s] if return_x0 else []))
