@@ -18,10 +18,8 @@ FLOPs from ``torch.utils.flop_counter``.
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +29,9 @@ from diffdrive.data import DriveData, load_split, split_seeds
 from diffdrive.planner import Planner
 from diffdrive.scenarios import SCENARIOS
 from diffdrive.train import open_loop
+
+if TYPE_CHECKING:
+    from diffcore.bench.report import Report
 
 EPISODES, QUICK_EPISODES = 30, 2
 #: (label, planner name, steps)
@@ -184,35 +185,34 @@ def _frames(report, planners: dict[str, Planner]) -> Path:
     return p
 
 
-def goals_text(cl: list[dict[str, Any]], ol: list[dict[str, Any]], lat: list[dict[str, Any]]) -> str:
-    """The issue's goals, checked against this run's numbers."""
+def check_goals(report: Report, cl: list[dict[str, Any]], ol: list[dict[str, Any]], lat: list[dict[str, Any]]) -> None:
+    """The issue's goals, checked against this run's numbers, into the report's goals section."""
     dd, van = "DiffusionDrive (2 steps)", BASELINE
-    lines = []
     for sc in SCENARIOS:
         row = {r["driver"]: r for r in cl if r["scenario"] == sc}
         c_dd, c_v = row[dd]["collision rate"], row[van]["collision rate"]
+        report.goal(f"{sc}: collision rate ≤ vanilla 20-step's", f"{c_dd:.3f} vs {c_v:.3f}", c_dd <= c_v)
         prog = row[dd]["progress vs expert"]
-        lines.append(
-            f"- {sc}: collision rate {c_dd:.3f} vs vanilla 20-step {c_v:.3f}: {'met' if c_dd <= c_v else 'NOT met'}; "
-            f"progress {prog:.1%} of the expert's: {'met' if prog >= 0.9 else 'NOT met'} (goal: within 10%)."
-        )
+        report.goal(f"{sc}: progress within 10% of the expert's", f"{prog:.1%} of the expert's", prog >= 0.9)
     sp = next(r["speed-up"] for r in lat if r["planner"] == dd and r["batch"] == 1)
-    lines.append(
-        f"- planning latency at batch 1: {sp:.1f}x lower than vanilla 20-step: {'met' if sp >= 5 else 'NOT met'} (goal: >= 5x)."
-    )
+    report.goal("planning latency at batch 1 ≥ 5× lower than vanilla 20-step", f"{sp:.1f}× lower", sp >= 5)
     div = {r["planner"]: r["mode diversity (m)"] for r in ol}
-    ok = "met" if div[dd] > div["regression"] else "NOT met"
-    lines.append(f"- mode diversity {div[dd]:.2f} m vs regression {div['regression']:.2f} m: {ok}.")
-    return "\n".join(lines)
+    report.goal(
+        "mode diversity above the regression planner's",
+        f"{div[dd]:.2f} m vs {div['regression']:.2f} m",
+        div[dd] > div["regression"],
+    )
 
 
 def run(
     out_dir: str | Path = "docs/results",
     *,
     quick: bool = False,
+    command: str | None = None,
     weights: Path | None = None,
     data_dir: str | Path = "runs/drive/data",
 ) -> Path:
+    """``diffcore bench drive``: closed loop, open loop and latency; ``command`` is the command line the report names."""
     from diffcore.bench.report import Report
 
     torch.manual_seed(0)
@@ -224,7 +224,8 @@ def run(
         name="drive",
         title="Driving planner: DiffusionDrive vs vanilla diffusion, regression, expert",
         out_dir=Path(out_dir),
-        command="diffcore bench drive" + (" " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else ""),
+        command=command,
+        quick=quick,
         intro=__doc__.split("\n\n", 1)[1].strip(),
     )
     cl = closed_loop_rows(planners, episodes)
@@ -240,7 +241,7 @@ def run(
     )
     lat = latency_rows(planners, test.scenes, repeats=5 if quick else 30)
     report.table("Planning latency (side by side)", lat, note=f"Ratios against {BASELINE}, paired and interleaved.")
-    report.text("Goals", goals_text(cl, ol, lat))
+    check_goals(report, cl, ol, lat)
     for p in _plots(report, cl, lat):
         report.image(p.stem.split("_", 1)[1].replace("_", " ").title(), p)
     report.image(
@@ -255,6 +256,7 @@ def run_cuda(
     out_dir: str | Path = "docs/results",
     *,
     quick: bool = False,
+    command: str | None = None,
     weights: Path | None = None,
     data_dir: str | Path = "runs/drive/data",
     device: str = "cuda",
@@ -273,7 +275,8 @@ def run_cuda(
         name="drive_cuda",
         title="Driving planner: planning latency on a GPU",
         out_dir=Path(out_dir),
-        command="diffcore bench drive-cuda" + (" --quick" if quick else ""),
+        command=command,
+        quick=quick,
         intro=f"Device: {torch.cuda.get_device_name() if device == 'cuda' else device}. Same planners and protocol as the "
         "latency table of `diffcore bench drive` (paired, interleaved repeats; the clock is read after "
         "`torch.cuda.synchronize()`).",
