@@ -6,7 +6,8 @@
   (``set_timesteps(1000)``, ``roll_timesteps = [10, 0]``). Training noised the
   anchors at t < 50 only.
 - :func:`vanilla_ddim` — the vanilla diffusion policy: K samples from pure
-  Gaussian noise, ``steps`` DDIM steps over the whole schedule.
+  Gaussian noise, ``steps`` DDIM steps over the whole schedule, run by
+  :func:`diffcore.sampling.sample`.
 - :func:`single_pass` — the regression planner: one pass, no noise.
 
 A fresh scheduler is made per call: schedulers hold per-call state, and
@@ -18,6 +19,7 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler
 
+from diffcore.sampling import sample
 from diffdrive.model import DrivePlanner
 
 TRAIN_TIMESTEPS = 1000
@@ -42,8 +44,30 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator | None, like: torc
 Output = tuple[torch.Tensor, torch.Tensor]  # trajectories (B, K, H, P) normalised, logits (B, K)
 
 
+class _LastLayer:
+    """The planner's last cascade layer as a :data:`diffcore.sampling.loop.Denoiser` (x0 prediction).
+
+    It keeps the logits of its latest call, the scores of the trajectories that
+    call predicted; one instance per sampling call, so concurrent plans share nothing.
+    """
+
+    def __init__(self, model: DrivePlanner, ctx: tuple) -> None:
+        self.model, self.ctx = model, ctx
+        self.logits: torch.Tensor | None = None  # (B, K)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: object = None) -> torch.Tensor:  # x: (B, K, H, P)
+        pred, self.logits = self.model.decode(self.ctx, x, t)[-1]
+        return pred
+
+
 def _ddim(model: DrivePlanner, ctx: tuple, x: torch.Tensor, sched: DDIMScheduler, timesteps: torch.Tensor) -> Output:
-    """Deterministic DDIM (eta = 0) over ``timesteps``; the last layer's clean prediction and logits of the last step."""
+    """Deterministic DDIM (eta = 0) at DiffusionDrive's roll timesteps; the last layer's clean prediction and logits.
+
+    Not :func:`diffcore.sampling.sample`: the reference calls the model at
+    t = 10 on anchors noised to t = 8 and steps with ``set_timesteps(1000)``'s
+    stride (10 → 9, then 0 → clean), a schedule that is neither a sampler's grid
+    nor an SDEdit tail of one; the shipped weights were measured with it.
+    """
     pred = logits = None
     for t in timesteps:
         pred, logits = model.decode(ctx, x, t.to(x.device))[-1]
@@ -71,14 +95,14 @@ def truncated_anchored(
 def vanilla_ddim(
     model: DrivePlanner, scenes: torch.Tensor, *, steps: int = 20, generator: torch.Generator | None = None
 ) -> Output:
-    """K samples from pure noise, ``steps`` DDIM steps (vanilla diffusion policy)."""
-    sched = make_scheduler()
-    sched.set_timesteps(steps)
+    """K samples from pure noise, ``steps`` DDIM steps (vanilla diffusion policy); the last call's x0 and logits."""
     B = scenes.shape[0]
-    ctx = model.encode(scenes)
     c = model.config
     x = _noise((B, c.num_modes, c.horizon, c.pose_dim), generator, scenes)
-    return _ddim(model, ctx, x, sched, sched.timesteps)
+    last = _LastLayer(model, model.encode(scenes))
+    sched = make_scheduler()
+    _, x0s = sample(last, sched, x, steps=steps, return_x0=True, progress=False, base_config=sched.config)
+    return x0s[-1], last.logits
 
 
 @torch.no_grad()
