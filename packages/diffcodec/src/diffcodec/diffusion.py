@@ -80,6 +80,15 @@ def ddim_from(unet: UNet2DModel, x_t: torch.Tensor, t: int, steps: int) -> torch
     The timesteps are ``t, t·(K−1)/K, …, t/K`` (rounded); the last call's x0
     estimate is the result. Gradients flow through every call, which is what
     RDEIC's fixed-step fine-tuning needs.
+
+    Not :func:`diffcore.sampling.sample`, for three reasons: that loop runs under
+    ``torch.no_grad`` (as k-diffusion's and diffusers' samplers do) while
+    training back-propagates through this one; these timesteps split ``[0, t]``
+    evenly for any ``t`` and ``K``, which no diffusers DDIM grid does (nor its
+    SDEdit tail, and ``DDIMScheduler`` takes no custom timesteps); and the start
+    state is no ``add_noise`` of a clean latent (a norm-matched code, or RDEIC's
+    relay start from the compressed latent). Decoding calls this same function,
+    so a decoder runs exactly the loop it was fine-tuned through.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
