@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import pytest
 import torch
 from diffusers import DiTTransformer2DModel, UNet2DConditionModel, UNet2DModel
 from safetensors.torch import load_file
 
+from diffcore import cache
+from diffcore.cache import DeepCacheConfig
 from diffcore.errors import CheckpointError, InvalidInputError
 from diffcore.quant import (
     QuantConfig,
@@ -345,29 +347,31 @@ def test_calibrate_with_sampling_loop_at_picked_timesteps(unet: UNet2DModel, pro
         quantize(unet, cfg, calibrate=calibrate, collect_timesteps=[123])
 
 
-def test_calibrating_under_the_cache_beats_naive_stacking(unet: UNet2DModel) -> None:
-    # stand-in for a feature cache: a reused (stale) mid-block feature, which drifts from the fresh one
-    @contextmanager
-    def stale_mid_block():
-        handle = unet.mid_block.register_forward_hook(lambda m, args, out: 4.0 * out + 1.0)
-        try:
-            yield
-        finally:
-            handle.remove()
+def test_calibrating_under_deepcache_beats_calibrating_without_it(unet: UNet2DModel) -> None:
+    """Joint cache + quant: ranges observed while the real DeepCache serves its cached steps fit the cached run
+    better than ranges from uncached calibration (the premise of joint methods such as CacheQuant): here by about 20 %
+    on three probes."""
+    deepcache = DeepCacheConfig(interval=3)
 
-    x, t = noise(4, 3, 8, 8, seed=3), torch.full((4,), 500)
-    with stale_mid_block():
-        ref = run(unet, x, t)  # float model with the cache on
+    @torch.no_grad()
+    def loop(x: torch.Tensor) -> torch.Tensor:
+        return sample(unet, "ddim", x, steps=9, progress=False)
+
+    probes = [noise(2, 3, 8, 8, seed=s) for s in (1, 3, 5)]
+    with cache.apply(unet, deepcache):
+        refs = [loop(x) for x in probes]  # float model, cache on
     errs = {}
     for joint in (True, False):
 
         def calibrate(joint: bool = joint) -> None:
-            with stale_mid_block() if joint else nullcontext():
-                forward_calib(unet)()
+            with cache.apply(unet, deepcache) if joint else nullcontext():
+                loop(noise(4, 3, 8, 8, seed=11))
 
-        with quantize(unet, QuantConfig(calibrator="minmax"), calibrate=calibrate), stale_mid_block():
-            errs[joint] = rel_err(run(unet, x, t), ref)
-    assert errs[True] < 0.7 * errs[False]
+        with quantize(unet, QuantConfig(calibrator="minmax", timestep_groups=3), calibrate=calibrate):
+            with cache.apply(unet, deepcache):
+                errs[joint] = sum(rel_err(loop(x), ref) for x, ref in zip(probes, refs, strict=True))
+    assert errs[True] < 0.9 * errs[False]  # measured: 0.0176 vs 0.0218
+    assert errs[False] < 3 * 0.02  # both stay close to the float cached run
 
 
 # --- concurrency ---------------------------------------------------------------------------------------------

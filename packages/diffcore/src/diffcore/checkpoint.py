@@ -91,7 +91,7 @@ def load_model(cls: type[M], path: str | Path, **kwargs: Any) -> M:
     p = check_folder(path)
     try:
         model, info = cls.from_pretrained(p, use_safetensors=True, output_loading_info=True, **kwargs)
-    except (OSError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:  # TypeError, KeyError: a config of wrong types
         raise CheckpointError(f"checkpoint at {p} is corrupt or does not match {cls.__name__}: {e}") from e
     # diffusers only warns about missing / unexpected tensors; a partial model is not a model
     bad = {k: v for k, v in info.items() if v}
