@@ -56,7 +56,7 @@ class _LastLayer:
         self.logits: torch.Tensor | None = None  # (B, K)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: object = None) -> torch.Tensor:  # x: (B, K, H, P)
-        pred, self.logits = self.model.decode(self.ctx, x, t)[-1]
+        pred, self.logits = self.model.decode(self.ctx, x, t[0])[-1]  # one timestep for the batch, as the planner's loops pass it
         return pred
 
 
