@@ -181,3 +181,21 @@ def test_eval_bad_folder_or_method_exit_2(tmp_path, capsys):
     assert "is not a folder" in _error(capsys)
     assert main(["eval", str(tmp_path), "--methods", "png"]) == 2
     assert "unknown method(s) ['png']" in _error(capsys)
+
+
+def test_train_forwards_its_arguments_and_reports_errors(monkeypatch, capsys):
+    """``diffcodec train ARGS`` is ``diffcore train codec ARGS``: the arguments reach diffcodec.train.main as given."""
+    import diffcodec.train
+    from diffcore.errors import DataError
+
+    seen = []
+    monkeypatch.setattr(diffcodec.train, "main", seen.append)
+    assert main(["train", "--stage", "oscar-hyper", "--smoke", "--weights", "w"]) == 0
+    assert seen == [["--stage", "oscar-hyper", "--smoke", "--weights", "w"]]
+
+    def fail(argv):
+        raise DataError("no readable images in ~/photos")
+
+    monkeypatch.setattr(diffcodec.train, "main", fail)
+    assert main(["train", "--data", "~/photos"]) == 2
+    assert _error(capsys) == "diffcodec: error: no readable images in ~/photos"

@@ -4,7 +4,7 @@ OSCAR (one step, one model for all bit-rates) and RDEIC (relay residual
 diffusion), with real rANS / fixed-length bitstreams::
 
     from diffcodec import Codec
-    codec = Codec.load(method="oscar")
+    codec = Codec.load("oscar")
     blob = codec.compress(image, rate=0)
     image = codec.decompress(blob)
 

@@ -1,4 +1,4 @@
-"""The ``diffcodec`` command: ``encode | decode | eval | rates``.
+"""The ``diffcodec`` command: ``encode | decode | eval | rates | train``.
 
 ::
 
@@ -6,10 +6,12 @@
     diffcodec decode photo.dfc photo.png                           # method read from the blob
     diffcodec eval ~/kodak --out kodak.md                          # RD table of a folder
     diffcodec rates                                                # operating points, nominal bpp
+    diffcodec train [ARGS...]                                      # = diffcore train codec ARGS
 
-``--weights DIR`` takes a root folder written by ``diffcore train codec --weights DIR``
-instead of the shipped weights. Bad input (a missing or unreadable file, a corrupt
-blob, a transparent image …) prints one line on stderr and exits with status 2.
+``--weights ROOT`` takes a folder laid out like the shipped weights (``oscar/``,
+``rdeic/``, ``baseline/``), as ``diffcodec train --weights ROOT`` writes it.
+Bad input (a missing or unreadable file, a corrupt blob, a transparent image …)
+prints ``diffcodec: error: …`` on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import warnings
 from pathlib import Path
 
 from diffcodec.bitstream import METHODS
-from diffcore.errors import DiffcoreError
+from diffcore.cli_errors import run_command
 
 #: Pillow options for the lossless / near-lossless writing of decoded images
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
@@ -148,8 +150,8 @@ def _parser() -> argparse.ArgumentParser:
         "--weights",
         type=Path,
         default=None,
-        metavar="DIR",
-        help="a folder written by `diffcore train codec --weights DIR` (default: shipped)",
+        metavar="ROOT",
+        help="a weights root written by `diffcodec train --weights ROOT` (default: shipped)",
     )
     methods = sorted(METHODS, key=METHODS.get)
 
@@ -181,18 +183,27 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rates", parents=[weights], help="list each method's rates with their nominal bpp")
     r.add_argument("--method", choices=methods, default=None)
     r.set_defaults(fn=_rates)
+
+    # handled before parsing (its arguments go to diffcodec.train:main); listed here for --help
+    sub.add_parser("train", help="retrain the shipped weights: ARGS go to diffcodec.train (= `diffcore train codec ARGS`)")
     return p
 
 
+def _train(args: list[str]) -> int:
+    from diffcodec.train import main as train_main
+
+    train_main(args)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     # compressai's import-time deprecation notice is not the user's business: stderr is kept for our one-line errors
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
-    try:
-        return a.fn(a)
-    except (DiffcoreError, _FileError) as e:
-        print(f"diffcodec: error: {e}", file=sys.stderr)
-        return 2
+    if argv[:1] == ["train"]:
+        return run_command("diffcodec", lambda: _train(argv[1:]))
+    a = _parser().parse_args(argv)
+    return run_command("diffcodec", lambda: a.fn(a), catch=(_FileError,))
 
 
 if __name__ == "__main__":

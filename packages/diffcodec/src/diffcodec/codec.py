@@ -1,4 +1,4 @@
-"""The codec API: ``Codec.load(method=...)``, ``codec.compress(image, rate)``, ``codec.decompress(blob)``.
+"""The codec API: ``Codec.load(name)``, ``codec.compress(image, rate)``, ``codec.decompress(blob)``.
 
 Three methods share one bitstream container (:mod:`diffcodec.bitstream`):
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from diffcodec.bitstream import METHODS, Header, pack, rans_guard, unpack
@@ -58,9 +59,9 @@ def load_compression_model(cls: type, path: str | Path) -> tuple[Any, dict]:
     try:
         cfg = json.loads((p / "config.json").read_text())
         state = load_file(str(p / "model.safetensors"))
-    except (OSError, json.JSONDecodeError, ValueError) as e:
+        model = cls(N=int(cfg["N"]), M=int(cfg["M"]))
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
         raise CheckpointError(f"cannot load the compression model at {p}: {e}") from e
-    model = cls(N=int(cfg["N"]), M=int(cfg["M"]))
     params = dict(model.named_parameters())
     state = {k: (v.float() if k in params else v) for k, v in state.items()}
     try:
@@ -119,9 +120,18 @@ class Codec:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(cls, method: str = "oscar", *, path: str | Path | None = None, device: str = "cpu") -> Codec:
-        """Load ``method`` ("oscar", "rdeic" or "hyperprior") from the shipped weights or a root folder ``path``
-        written by ``diffcore train codec --weights PATH``. Cached: loading twice returns the same object."""
+    def load(cls, name: str | None = None, *, path: str | Path | None = None, device: str = "cpu") -> Codec:
+        """Load the codec ``name`` ("oscar", the default, "rdeic" or "hyperprior").
+
+        Args:
+            name: the method; None is ``"oscar"``.
+            path: a weights root laid out like the shipped ``weights/`` folder (``oscar/``, ``rdeic/``,
+                ``baseline/``), as ``diffcodec train --weights PATH`` writes it; None: the shipped weights.
+            device: ``"cpu"`` or ``"cuda"``.
+
+        Cached: loading the same method from the same root twice returns the same object.
+        """
+        method = "oscar" if name is None else name
         if method not in METHODS:
             raise UnknownNameError(f"unknown codec method {method!r}; choose one of {sorted(METHODS)}")
         root = Path(path) if path is not None else WEIGHTS
@@ -165,7 +175,10 @@ class Codec:
             hyper = load_model(OscarHyperCodec, folder / "hyper", torch_dtype=torch.float32).to(dev).eval()
             cfg = read_config(folder / "lora")
             unet = merged_unet(sd.unet, folder / "lora").to(dev)
-            ts = [int(t) for t in cfg["timesteps"]]
+            try:
+                ts = [int(t) for t in cfg["timesteps"]]
+            except (KeyError, TypeError, ValueError) as e:
+                raise CheckpointError(f"{folder / 'lora'}: no list of integer timesteps in its config: {e}") from e
             if list(hyper.config.timesteps or []) != ts or len(ts) != len(hyper.rates):
                 raise CheckpointError(f"{folder}: the LoRA's timesteps {ts} do not match the hyper-encoders'")
             rates = tuple(RateInfo(r, f"oscar-{r} (t={ts[r]})", hyper.nominal_bpp(r)) for r in range(len(ts)))

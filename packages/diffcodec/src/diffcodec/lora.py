@@ -17,6 +17,7 @@ import torch
 from diffusers import UNet2DModel
 from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
 from peft.tuners.tuners_utils import BaseTunerLayer
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from diffcore.errors import CheckpointError
@@ -47,11 +48,15 @@ def save_lora(unet: UNet2DModel, path: str | Path, config: dict[str, Any]) -> Pa
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
+    """The adapter's ``config.json`` (a JSON object), or :class:`CheckpointError`."""
     f = Path(path) / CONFIG_FILE
     try:
-        return json.loads(f.read_text())
+        cfg = json.loads(f.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"cannot read {f}: {e}") from e
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{f} is not a JSON object")
+    return cfg
 
 
 def merged_unet(base: UNet2DModel, path: str | Path) -> UNet2DModel:
@@ -60,9 +65,18 @@ def merged_unet(base: UNet2DModel, path: str | Path) -> UNet2DModel:
     cfg = read_config(p)
     if not (p / ADAPTER_FILE).is_file():
         raise CheckpointError(f"{p} has no {ADAPTER_FILE}")
-    unet = add_lora(copy.deepcopy(base), int(cfg["rank"]))
-    state = {k: v.float() for k, v in load_file(str(p / ADAPTER_FILE)).items()}
-    result = set_peft_model_state_dict(unet, state)
+    try:
+        rank = int(cfg["rank"])
+        state = {k: v.float() for k, v in load_file(str(p / ADAPTER_FILE)).items()}
+    except (KeyError, TypeError, ValueError, SafetensorError) as e:
+        raise CheckpointError(f"adapter at {p} is corrupt: {e}") from e
+    if rank < 1:
+        raise CheckpointError(f"adapter at {p} has rank {rank}; it must be >= 1")
+    unet = add_lora(copy.deepcopy(base), rank)
+    try:
+        result = set_peft_model_state_dict(unet, state)
+    except (RuntimeError, ValueError) as e:
+        raise CheckpointError(f"adapter at {p} does not fit tinysd's UNet: {e}") from e
     if result.unexpected_keys:
         raise CheckpointError(f"adapter at {p} does not fit tinysd's UNet: unexpected {result.unexpected_keys[:3]}")
     for m in unet.modules():
