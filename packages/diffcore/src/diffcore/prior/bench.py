@@ -1,19 +1,25 @@
-"""``diffcore bench prior``: how good tinysd is at its two jobs, on holdout photos.
+"""``diffcore bench prior``: how good each shipped tinysd version is at its two jobs, on holdout photos.
 
-1. Autoencoder: PSNR / MS-SSIM of full-resolution reconstructions of the
-   holdout photos (never trained on), against bicubic ×4 down/up-sampling as a
-   no-learning reference at the same spatial grid.
+1. Autoencoder: full-resolution reconstructions of the holdout photos (never
+   trained on) against bicubic ×4 down/up-sampling, the no-learning reference
+   with the same ×4 spatial reduction: PSNR, MS-SSIM and the mean CIEDE2000
+   colour error ΔE, per photo, every version side by side (see
+   ``diffcore.prior.reconstruction``), with a figure of the photos.
 2. Denoiser: ε-prediction MSE on holdout latents across timesteps, against the
    no-skill baseline (the best denoiser that only knows latents have unit
-   variance).
-3. Samplers: every registered sampler on the same noise, timed paired and
-   interleaved against DDIM-50, with FLOPs and the latent distance to a
-   reference solution of the probability-flow ODE (DPM-Solver++ at 250 steps).
+   variance); each version on its own autoencoder's latents.
+3. Decode time of a 512×512 image, every version paired and interleaved against v1.
+4. Samplers: every registered sampler on the same noise with the newest version,
+   timed paired and interleaved against DDIM-50, with FLOPs and the latent
+   distance to a reference solution of the probability-flow ODE (DPM-Solver++
+   at 250 steps).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -21,16 +27,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
-from diffcore.bench import Report, count_flops, time_paired  # noqa: E402
+from diffcore.bench import PairedTiming, Report, count_flops, time_paired  # noqa: E402
 from diffcore.data import load_pool, to_tensor  # noqa: E402
-from diffcore.metrics import ms_ssim, psnr, relative_l2  # noqa: E402
-from diffcore.prior.autoencode import decode, encode, reconstruct  # noqa: E402
+from diffcore.errors import InvalidInputError  # noqa: E402
+from diffcore.metrics import relative_l2  # noqa: E402
+from diffcore.prior.autoencode import decode, encode  # noqa: E402
+from diffcore.prior.evaluate import evaluate_denoiser  # noqa: E402
 from diffcore.prior.generate import initial_noise  # noqa: E402
-from diffcore.prior.recipe import evaluate_denoiser  # noqa: E402
+from diffcore.prior.reconstruction import autoencode, bicubic_x4, fidelity  # noqa: E402
 from diffcore.sampling import SAMPLERS, sample  # noqa: E402
-from diffcore.zoo import load_tinysd  # noqa: E402
+from diffcore.zoo import TINYSD_NAMES, TinySD, load_tinysd  # noqa: E402
 
 #: (sampler, steps) rows of the sampler table; the first is the timing baseline
 SAMPLER_RUNS = [
@@ -46,97 +53,168 @@ SAMPLER_RUNS = [
     ("ddpm", 50),
     ("lcm", 4),
 ]
+#: the version the relative goals compare against
+V1 = TINYSD_NAMES[0]
+#: the goals of issue 14 for every version's autoencoder
+PSNR_MARGIN_DB, PSNR_WORST_DB, MS_SSIM_GOAL = 1.0, 0.5, 0.965
+#: decode time at 512×512 at most this many times v1's
+DECODE_RATIO_GOAL, DECODE_SIDE = 2.0, 512
 
 
-def _autoencoder_rows(vae) -> list[dict]:
-    rows = []
-    for im in load_pool("holdout"):
-        x = to_tensor(im.pixels)[None]  # (1, 3, H, W)
-        h, w = x.shape[-2:]
-        rec = reconstruct(vae, x)
-        small = F.interpolate(x, size=((h + 3) // 4, (w + 3) // 4), mode="bicubic", align_corners=False, antialias=True)
-        bic = F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
-        a, r, b = (x + 1) / 2, (rec + 1) / 2, (bic + 1) / 2
-        rows.append(
-            {
-                "photo": im.name,
-                "size": f"{w}x{h}",
-                "tinysd PSNR dB": psnr(a, r).item(),
-                "tinysd MS-SSIM": ms_ssim(a, r).item(),
-                "bicubic x4 PSNR dB": psnr(a, b).item(),
-                "bicubic x4 MS-SSIM": ms_ssim(a, b).item(),
-            }
+def _autoencoder(models: dict[str, TinySD], photos: list) -> tuple[list[dict[str, Any]], dict[str, list[np.ndarray]]]:
+    """Per-photo rows (bicubic, then each version) plus a mean row; and the images for the figure."""
+    rows, shown = [], {"original": [], "bicubic ×4": [], **{v: [] for v in models}}
+    for im in photos:
+        bic = bicubic_x4(im.pixels)
+        f = fidelity(im.pixels, bic)
+        row: dict[str, Any] = {"photo": im.name, "size": f"{im.pixels.shape[1]}x{im.pixels.shape[0]}"}
+        row.update({"bicubic ×4 PSNR dB": f.psnr, "bicubic ×4 MS-SSIM": f.ms_ssim, "bicubic ×4 ΔE00": f.delta_e})
+        shown["original"].append(im.pixels)
+        shown["bicubic ×4"].append(bic)
+        for v, m in models.items():
+            rec = autoencode(m.vae, im.pixels)
+            g = fidelity(im.pixels, rec)
+            row.update({f"{v} PSNR dB": g.psnr, f"{v} − bicubic dB": g.psnr - f.psnr, f"{v} MS-SSIM": g.ms_ssim})
+            row[f"{v} ΔE00"] = g.delta_e
+            shown[v].append(rec)
+        rows.append(row)
+    mean: dict[str, Any] = {"photo": "**mean**", "size": ""}
+    mean.update({k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in mean})
+    return rows + [mean], shown
+
+
+def _autoencoder_goals(report: Report, rows: list[dict[str, Any]], versions: Sequence[str]) -> None:
+    """Issue 14's autoencoder goals for each version, from :func:`_autoencoder`'s rows."""
+    per_photo, mean = rows[:-1], rows[-1]
+    for v in versions:
+        margin = mean[f"{v} − bicubic dB"]
+        report.goal(
+            f"{v}: mean PSNR ≥ bicubic ×4 + {PSNR_MARGIN_DB} dB",
+            f"{mean[f'{v} PSNR dB']:.2f} vs {mean['bicubic ×4 PSNR dB']:.2f} dB ({margin:+.2f})",
+            margin >= PSNR_MARGIN_DB,
         )
-    mean = {"photo": "**mean**", "size": ""}
-    for k in rows[0]:
-        if k not in mean:
-            mean[k] = float(np.mean([r[k] for r in rows]))
-    return rows + [mean]
+        worst = min(per_photo, key=lambda r: r[f"{v} − bicubic dB"])
+        report.goal(
+            f"{v}: no holdout photo more than {PSNR_WORST_DB} dB below bicubic ×4",
+            f"worst {worst['photo']}: {worst[f'{v} − bicubic dB']:+.2f} dB",
+            worst[f"{v} − bicubic dB"] >= -PSNR_WORST_DB,
+        )
+        worse = [r["photo"] for r in per_photo if r[f"{v} ΔE00"] >= r["bicubic ×4 ΔE00"]]
+        report.goal(
+            f"{v}: mean ΔE00 below bicubic ×4's on every photo",
+            ", ".join(f"{r['photo']} {r[f'{v} ΔE00']:.2f} vs {r['bicubic ×4 ΔE00']:.2f}" for r in per_photo),
+            not worse,
+            f"not below on {', '.join(worse)}" if worse else "",
+        )
+        report.goal(f"{v}: mean MS-SSIM ≥ {MS_SSIM_GOAL}", f"{mean[f'{v} MS-SSIM']:.4f}", mean[f"{v} MS-SSIM"] >= MS_SSIM_GOAL)
 
 
-def _holdout_latent_crops(vae, size: int = 32, per_image: int = 4, seed: int = 0) -> torch.Tensor:
+def _colour_figure(path: Path, shown: dict[str, list[np.ndarray]], rows: list[dict[str, Any]]) -> None:
+    """Originals beside bicubic ×4 and every version's reconstruction, one photo per row, ΔE00 in the titles."""
+    cols, n = list(shown), len(rows) - 1
+    fig, axes = plt.subplots(n, len(cols), figsize=(3.2 * len(cols), 2.6 * n), squeeze=False)
+    for i in range(n):
+        for j, c in enumerate(cols):
+            ax = axes[i, j]
+            ax.imshow(shown[c][i])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            err = "" if c == "original" else f"\nΔE00 {rows[i][f'{c} ΔE00']:.2f}, {rows[i][f'{c} PSNR dB']:.2f} dB"
+            ax.set_title(f"{c}{err}", fontsize=8)
+        axes[i, 0].set_ylabel(rows[i]["photo"], fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _holdout_latent_crops(vae, photos: list, size: int = 32, per_image: int = 4, seed: int = 0) -> torch.Tensor:
+    """Seeded random ``size``² crops of each photo's scaled latents (``per_image`` each)."""
     g = np.random.default_rng(seed)
     crops = []
-    for im in load_pool("holdout"):
-        z = encode(vae, to_tensor(im.pixels)[None])[0]  # (4, h, w), scaled
+    for im in photos:
+        z = encode(vae, to_tensor(im.pixels)[None])[0]  # (C, h, w), scaled
         h, w = z.shape[-2:]
         for _ in range(per_image):
             top, left = g.integers(0, h - size + 1), g.integers(0, w - size + 1)
             crops.append(z[:, top : top + size, left : left + size])
-    return torch.stack(crops)
+    return torch.stack(crops)  # (N, C, size, size)
 
 
-def run(out_dir: str | Path, *, quick: bool = False) -> Path:
-    torch.manual_seed(0)
-    model = load_tinysd()
-    report = Report(
-        "prior",
-        "tinysd prior: autoencoder, denoiser and samplers on holdout photos",
-        Path(out_dir),
-        command="diffcore bench prior" + (" --quick" if quick else ""),
-        intro=__doc__.split("\n\n", 1)[1].strip(),
-    )
-
-    # 1. autoencoder
-    ae_rows = _autoencoder_rows(model.vae)
-    report.table(
-        "Autoencoder reconstruction (holdout photos, full resolution)",
-        ae_rows,
-        "RGB in [0, 1]. Goal: ≥ 28 dB PSNR. Bicubic keeps 3 values per 4×4 block, tinysd's latent 4.",
-    )
-
-    # 2. denoiser
-    lat = _holdout_latent_crops(model.vae, per_image=1 if quick else 4)
-    with torch.no_grad():
-        d = evaluate_denoiser(model.unet, lat)
-    ts = sorted({int(k.rsplit("t", 1)[1]) for k in d})
-    den_rows = [
-        {
-            "t": t,
-            "UNet ε-MSE": d[f"eps_mse_t{t}"],
-            "no-skill ε-MSE": d[f"baseline_eps_mse_t{t}"],
-            "UNet / no-skill": d[f"eps_mse_t{t}"] / d[f"baseline_eps_mse_t{t}"],
-        }
-        for t in ts
-    ]
+def _denoiser(report: Report, models: dict[str, TinySD], photos: list, per_image: int) -> None:
+    """ε-MSE per t of every version against its no-skill baseline; the goal: no worse a ratio than v1's at any t."""
+    ratios: dict[str, dict[int, float]] = {}
+    rows: dict[int, dict[str, Any]] = {}
+    n_crops = 0
+    for v, m in models.items():
+        lat = _holdout_latent_crops(m.vae, photos, per_image=per_image)
+        n_crops = lat.shape[0]
+        with torch.no_grad():
+            d = evaluate_denoiser(m.unet, lat)
+        ts = sorted({int(k.rsplit("t", 1)[1]) for k in d})
+        ratios[v] = {t: d[f"eps_mse_t{t}"] / d[f"baseline_eps_mse_t{t}"] for t in ts}
+        for t in ts:
+            r = rows.setdefault(t, {"t": t})
+            r.update({f"{v} ε-MSE": d[f"eps_mse_t{t}"], f"{v} no-skill ε-MSE": d[f"baseline_eps_mse_t{t}"]})
+            r[f"{v} / no-skill"] = ratios[v][t]
     report.table(
         "Denoiser error on holdout latents",
-        den_rows,
-        f"{lat.shape[0]} random 32×32 latent crops (128×128 px) of the holdout photos, one noise draw per t.",
+        list(rows.values()),
+        f"{n_crops} random 32×32 latent crops (128×128 px) of the holdout photos per version, each version on its own "
+        "autoencoder's latents, one noise draw per t. The ratio to the no-skill baseline is comparable across versions.",
     )
+    for v in models:
+        if v == V1:
+            continue
+        if V1 not in ratios:
+            report.goal(f"{v}: ε-MSE / no-skill ≤ {V1}'s at every t", "n/a", None, f"{V1} not in this run")
+            continue
+        worse = [t for t in ratios[v] if ratios[v][t] > ratios[V1][t]]
+        measured = ", ".join(f"t={t}: {ratios[v][t]:.3f} vs {ratios[V1][t]:.3f}" for t in ratios[v])
+        report.goal(f"{v}: ε-MSE / no-skill ≤ {V1}'s at every t", measured, not worse, f"worse at t={worse}" if worse else "")
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(ts, [r["UNet ε-MSE"] for r in den_rows], "o-", label="tinysd UNet")
-    ax.plot(ts, [r["no-skill ε-MSE"] for r in den_rows], "s--", label="no-skill baseline")
+    for i, (v, rs) in enumerate(ratios.items()):
+        ax.plot(list(rs), [rows[t][f"{v} ε-MSE"] for t in rs], "o-", color=f"C{i}", label=f"{v} UNet")
+        ax.plot(list(rs), [rows[t][f"{v} no-skill ε-MSE"] for t in rs], "s--", color=f"C{i}", alpha=0.5, label=f"{v} no-skill")
     ax.set(xlabel="timestep t", ylabel="ε-prediction MSE", yscale="log", title="Denoising error, holdout latents")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(report.plot_path("denoiser"), dpi=120)
     plt.close(fig)
     report.image("Denoiser error plot", report.plot_path("denoiser"))
 
-    # 3. samplers
+
+def _decode_time(report: Report, models: dict[str, TinySD], photos: list, quick: bool) -> None:
+    """Decode of one holdout crop (512×512 where a photo is that large), every version paired against v1."""
+    photo = max(photos, key=lambda p: min(p.pixels.shape[:2])).pixels
+    x = to_tensor(np.ascontiguousarray(photo[:DECODE_SIDE, :DECODE_SIDE]))[None]  # (1, 3, H, W)
+    h, w = x.shape[-2:]
+    with torch.no_grad():
+        latents = {v: encode(m.vae, x) for v, m in models.items()}
+        jobs = {v: (lambda v=v: decode(models[v].vae, latents[v])) for v in models}
+        base = V1 if V1 in models else next(iter(models))
+        timing = time_paired(jobs, baseline=base, repeats=2 if quick else 10, warmup=1)
+    rows = [
+        {"version": v, "seconds (median)": t.seconds, f"time / {base}": t.ratio, "ratio IQR": _iqr(t)} for v, t in timing.items()
+    ]
+    report.table(f"Decode time, {w}×{h}", rows, "Paired and interleaved in this run; medians of the per-repeat ratios.")
+    for v in models:
+        if v == V1:
+            continue
+        goal = f"{v}: decode at {w}×{h} ≤ {DECODE_RATIO_GOAL}× {V1}'s time"
+        if base != V1:
+            report.goal(goal, "n/a", None, f"{V1} not in this run")
+        else:
+            report.goal(goal, f"{timing[v].ratio:.2f}×", timing[v].ratio <= DECODE_RATIO_GOAL)
+
+
+def _iqr(t: PairedTiming) -> str:
+    return f"{t.ratio_iqr[0]:.3f}–{t.ratio_iqr[1]:.3f}"
+
+
+def _samplers(report: Report, version: str, model: TinySD, quick: bool) -> None:
+    """Every sampler on the same noise with ``model``: time and FLOPs against DDIM-50, distance to the ODE solution."""
     runs = SAMPLER_RUNS[:4] if quick else SAMPLER_RUNS
-    noise = initial_noise(4, 128, seed=0)  # (4, 4, 32, 32)
+    noise = initial_noise(4, 128, seed=0, channels=model.unet.config.in_channels)  # (4, C, 32, 32)
     cfg = model.scheduler_config
 
     def job(name: str, steps: int):
@@ -145,7 +223,8 @@ def run(out_dir: str | Path, *, quick: bool = False) -> Path:
         )
 
     jobs = {f"{n}@{s}": job(n, s) for n, s in runs}
-    reference = job("dpmpp_2m", 250 if not quick else 50)()
+    ref_steps = 50 if quick else 250
+    reference = job("dpmpp_2m", ref_steps)()
     outputs = {k: f() for k, f in jobs.items()}
     timing = time_paired(jobs, baseline=f"{runs[0][0]}@{runs[0][1]}", repeats=2 if quick else 5, warmup=1)
     rows = []
@@ -156,33 +235,70 @@ def run(out_dir: str | Path, *, quick: bool = False) -> Path:
                 "sampler": name,
                 "steps": steps,
                 "time / DDIM-50": timing[key].ratio,
-                "IQR": f"{timing[key].ratio_iqr[0]:.3f}–{timing[key].ratio_iqr[1]:.3f}",
+                "IQR": _iqr(timing[key]),
                 "seconds (4 imgs)": timing[key].seconds,
                 "GFLOPs (4 imgs)": count_flops(jobs[key]) / 1e9,
                 "rel. L2 vs ODE ref": relative_l2(outputs[key], reference).mean().item() if spec.deterministic else "stochastic",
             }
         )
     report.table(
-        "Samplers (4 images of 128×128, same noise)",
+        f"Samplers ({version}, 4 images of 128×128, same noise)",
         rows,
         "Time ratios are medians of per-repeat ratios, interleaved in one process. "
-        "The ODE reference is DPM-Solver++ at 250 steps; stochastic samplers solve the reverse SDE instead.",
+        f"The ODE reference is DPM-Solver++ at {ref_steps} steps; stochastic samplers solve the reverse SDE instead.",
     )
-
-    grid = np.concatenate(
-        [
-            np.concatenate(list(((decode(model.vae, outputs[k]) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()), axis=1)
-            for k in jobs
-        ],
-        axis=0,
-    )
+    with torch.no_grad():
+        strips = [((decode(model.vae, outputs[k]) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy() for k in jobs]
+    grid = np.concatenate([np.concatenate(list(s), axis=1) for s in strips], axis=0)
     fig, ax = plt.subplots(figsize=(6, 1.5 * len(jobs)))
     ax.imshow(grid)
     ax.set_yticks([64 + 128 * i for i in range(len(jobs))], list(jobs))
     ax.set_xticks([])
-    ax.set_title("tinysd samples (same noise per column)")
+    ax.set_title(f"{version} samples (same noise per column)")
     fig.tight_layout()
     fig.savefig(report.plot_path("samples"), dpi=72)
     plt.close(fig)
     report.image("Samples", report.plot_path("samples"))
+
+
+def run(out_dir: str | Path, *, quick: bool = False, command: str | None = None, versions: Sequence[str] = TINYSD_NAMES) -> Path:
+    """Write ``prior.md``, ``prior.json`` and the PNGs into ``out_dir``; returns the Markdown's path.
+
+    ``versions``: the tinysd versions compared side by side (default: every shipped one); the goals that compare
+    against v1 need ``"tinysd"`` among them, the samplers run on the last. ``quick``: fewer latent crops, repeats
+    and samplers — a smoke run, not for reports.
+    """
+    if not versions:
+        raise InvalidInputError(f"give at least one tinysd version; shipped: {', '.join(TINYSD_NAMES)}")
+    torch.manual_seed(0)
+    models = {v: load_tinysd(v) for v in versions}
+    photos = load_pool("holdout")
+    report = Report(
+        "prior",
+        "tinysd prior: autoencoder, denoiser and samplers on holdout photos, " + " vs ".join(models),
+        Path(out_dir),
+        command=command,
+        quick=quick,
+        intro=__doc__.split("\n\n", 1)[1].strip(),
+    )
+
+    ae_rows, shown = _autoencoder(models, photos)
+    report.table(
+        "Autoencoder reconstruction (holdout photos, full resolution)",
+        ae_rows,
+        "8-bit RGB against the original. Bicubic ×4: Pillow bicubic (antialiased) to a quarter of each side and back; "
+        "it keeps 3 values per 4×4 block, tinysd's latent 4. ΔE00: mean CIEDE2000 colour difference (lower is better).",
+    )
+    _autoencoder_goals(report, ae_rows, list(models))
+    _colour_figure(report.plot_path("colour"), shown, ae_rows)
+    report.image(
+        "Holdout photos and reconstructions",
+        report.plot_path("colour"),
+        "Each holdout photo at full resolution: the original, bicubic ×4 and every version's reconstruction.",
+    )
+
+    _denoiser(report, models, photos, per_image=1 if quick else 4)
+    _decode_time(report, models, photos, quick)
+    newest = list(models)[-1]
+    _samplers(report, newest, models[newest], quick)
     return report.write()
