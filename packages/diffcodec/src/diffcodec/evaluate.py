@@ -71,8 +71,7 @@ GOAL_BPP = 0.1
 
 def image_quality(ref: np.ndarray, out: np.ndarray) -> tuple[float, float | None]:
     """(PSNR dB, MS-SSIM or None when a side is under 176 px) of ``out`` against ``ref``, both (H, W, 3) uint8."""
-    from diffcore.metrics import ms_ssim, psnr
-    from diffcore.prior.recipe import MS_SSIM_MIN_SIDE
+    from diffcore.metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
 
     if ref.shape != out.shape:
         raise InvalidInputError(f"decoded image is {out.shape}, the original {ref.shape}")
