@@ -18,6 +18,7 @@ def test_eval_writes_json(tmp_path, capsys):
     assert "collision_rate" in data["scenarios"]["merge"]["mean"]
 
 
+@pytest.mark.slow
 def test_drive_renders_a_video(tmp_path):
     out = tmp_path / "ep.mp4"
     assert main(["drive", "--scenario", "merge", "--render", str(out)]) == 0
@@ -34,13 +35,32 @@ def test_drive_renders_a_video(tmp_path):
         (["eval", "--scenario", "racetrack", "--episodes", "1"], "unknown scenario"),
         (["eval", "--episodes", "0"], "--episodes must be"),
         (["drive", "--render", "out.avi"], "must end in .mp4 or .gif"),
-        (["drive", "--render", "out.mp4", "--seed", "-1"], "--seed must be"),
+        (["eval", "--planner", "expert", "--episodes", "2", "--seed", str(2**32 - 1)], "last episode seed"),
         (["eval", "--planner", "vanilla", "--steps", "0", "--episodes", "1"], "steps must be >= 1"),
     ],
 )
 def test_bad_arguments_are_clear_errors(argv, msg, capsys):
     assert main(argv) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("diffdrive: error: ") and msg in err
+
+
+def test_train_forwards_its_arguments_and_reports_errors(monkeypatch, capsys):
+    """``diffdrive train ARGS`` is ``diffcore train drive ARGS``: the arguments reach diffdrive.train.main as given."""
+    import diffdrive.train
+    from diffcore.errors import DataError
+
+    seen = []
+    monkeypatch.setattr(diffdrive.train, "main", seen.append)
+    assert main(["train", "--stage", "vanilla", "--smoke"]) == 0
+    assert seen == [["--stage", "vanilla", "--smoke"]]
+
+    def fail(argv):
+        raise DataError("no demonstrations under runs/drive")
+
+    monkeypatch.setattr(diffdrive.train, "main", fail)
+    assert main(["train"]) == 2
+    assert capsys.readouterr().err == "diffdrive: error: no demonstrations under runs/drive\n"
 
 
 def test_write_video_checks(tmp_path):
@@ -50,6 +70,7 @@ def test_write_video_checks(tmp_path):
     assert gif.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_ui_drives_side_by_side():
     from diffdrive.ui import COMPARE, DRIVER_CHOICES, drive
 

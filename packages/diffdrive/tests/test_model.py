@@ -69,11 +69,19 @@ def test_last_ddim_step_returns_the_prediction():
     """DDIM at t = 0 steps to alpha = 1: the final sample is the network's clean prediction."""
     m = _tiny("vanilla")
     s = torch.randn(2, SCENE_DIM)
-    pred, _ = vanilla_ddim(m, s, steps=4, generator=torch.Generator().manual_seed(0))
+    calls = []
+    decode = m.decode
+    m.decode = lambda ctx, x, t: calls.append((x.clone(), t, decode(ctx, x, t))) or calls[-1][2]
+    pred, logits = vanilla_ddim(m, s, steps=4, generator=torch.Generator().manual_seed(0))
     sched = make_scheduler()
     sched.set_timesteps(4)
-    assert int(sched.timesteps[-1]) == 0
-    assert pred.shape == (2, 4, 8, 3)
+    called_at = [int(t.reshape(-1)[0]) for _, t, _ in calls]  # a timestep per row, all equal
+    assert called_at == [int(t) for t in sched.timesteps] and called_at[-1] == 0
+    x_last, _, out = calls[-1]
+    assert torch.equal(pred, out[-1][0]) and torch.equal(logits, out[-1][1])  # the last layer's prediction, as is
+    # and that is what a DDIM step at t = 0 lands on (alpha_prev = 1): the sample is the x0 prediction
+    assert torch.allclose(sched.step(out[-1][0], 0, x_last, eta=0.0).prev_sample, pred, atol=1e-6)
+    assert not torch.allclose(pred, x_last, atol=1e-3)  # the last pass did change the sample
 
 
 def test_regression_is_one_mode_one_pass():

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from diffcore.errors import CheckpointError, UnknownNameError
+from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
 from diffdrive import SCENE_DIM, AnchorMismatchError, ObservationError, Plan, Planner, make_env
 from diffdrive.planner import WEIGHTS
 
@@ -30,12 +30,22 @@ def test_plans_are_deterministic_per_seed_and_batched(planner, highway_scene):
     assert np.allclose(batch[0].trajectories, a.trajectories, atol=1e-4)
 
 
-def test_anchored_modes_are_more_diverse_than_regression(planner, highway_scene):
+def test_anchored_modes_are_diverse_and_refined_for_the_scene(planner, highway_scene):
+    """20 distinct modes where regression gives one, and each is the network's refinement, not its anchor:
+    a planner returning its anchors unchanged (diverse, but blind to the scene) fails here."""
     reg = Planner.load("regression").plan(highway_scene)
     assert reg.trajectories.shape == (1, 8, 3)
-    ends = planner.plan(highway_scene).trajectories[:, -1, :2]
+    plan = planner.plan(highway_scene)
+    ends = plan.trajectories[:, -1, :2]
     spread = np.linalg.norm(ends[:, None] - ends[None], axis=-1).mean()
     assert spread > 2.0
+    anchors = planner.model.anchors.cpu().numpy()
+    moved = np.linalg.norm(plan.trajectories[..., :2] - anchors[..., :2], axis=-1).mean()
+    assert moved > 1.0  # metres, mean over modes and poses (the shipped planner: about 4)
+    env = make_env("merge")
+    other, _ = env.reset(seed=300_001)
+    env.close()
+    assert np.abs(planner.plan(other).trajectories - plan.trajectories)[..., :2].mean() > 0.5  # about 2 m
 
 
 @pytest.mark.parametrize("bad", [np.zeros(7), np.full(SCENE_DIM, np.inf), [[1, 2], [3]]])
@@ -48,17 +58,17 @@ def test_unknown_planner_and_missing_checkpoint(tmp_path):
     with pytest.raises(UnknownNameError, match="diffusiondrive"):
         Planner.load("transfuser")
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        Planner.load("diffusiondrive", tmp_path / "nothing")
+        Planner.load("diffusiondrive", path=tmp_path / "nothing")
 
 
 def test_anchors_that_do_not_match_the_config_are_refused(tmp_path):
-    bad = tmp_path / "dd"
+    bad = tmp_path / "diffusiondrive"
     shutil.copytree(WEIGHTS / "diffusiondrive", bad)
     cfg = json.loads((bad / "config.json").read_text())
     cfg["num_modes"] = 12
     (bad / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(AnchorMismatchError, match=r"anchors of shape \(20, 8, 3\) but its config says \(12, 8, 3\)"):
-        Planner.load("diffusiondrive", bad)
+        Planner.load("diffusiondrive", path=tmp_path)
 
 
 def test_policy_drives_any_highway_env(planner):
@@ -76,7 +86,7 @@ def test_policy_drives_any_highway_env(planner):
 
 
 def test_policy_without_env_needs_a_scene(planner):
-    with pytest.raises(Exception, match="pass as_policy"):
+    with pytest.raises(InvalidInputError, match="pass as_policy"):
         planner.as_policy()(np.zeros(5))
 
 
@@ -91,7 +101,7 @@ def test_corrupt_checkpoints_are_checkpoint_errors(tmp_path, highway_scene):
     files = ["diffusion_pytorch_model.safetensors", "config.json"]
     outcomes = {"refused": 0, "loaded": 0}
     for i in range(60):
-        d = tmp_path / f"c{i}"
+        d = tmp_path / f"c{i}" / "diffusiondrive"
         shutil.copytree(src, d)
         f = d / files[i % 2]
         data = bytearray(f.read_bytes())
@@ -102,7 +112,7 @@ def test_corrupt_checkpoints_are_checkpoint_errors(tmp_path, highway_scene):
                 data[rng.randrange(min(len(data), 600))] = rng.randrange(256)
         f.write_bytes(bytes(data))
         try:
-            p = Planner.load("diffusiondrive", d)
+            p = Planner.load("diffusiondrive", path=d.parent)
         except CheckpointError:
             outcomes["refused"] += 1
             continue

@@ -76,4 +76,4 @@ def test_smoke_recipe_end_to_end(tmp_path):
     for name in ("diffusiondrive", "vanilla", "regression"):
         card = json.loads((out / "w" / name / "training_card.json").read_text())
         assert card["steps"] == 4 and card["seed"] == 0 and "val_min_ade" in card["metrics"]
-        Planner.load(name, out / "w" / name)
+        Planner.load(name, path=out / "w")

@@ -45,10 +45,7 @@ BASELINE = "vanilla diffusion (20 steps)"
 
 
 def _planners(weights: Path | None, device: str = "cpu") -> dict[str, Planner]:
-    return {
-        label: Planner.load(name, None if weights is None else weights / name, steps=steps, device=device)
-        for label, name, steps in PLANNER_VARIANTS
-    }
+    return {label: Planner.load(name, path=weights, steps=steps, device=device) for label, name, steps in PLANNER_VARIANTS}
 
 
 def closed_loop_rows(planners: dict[str, Planner], episodes: int, progress: bool = True) -> list[dict[str, Any]]:
@@ -68,7 +65,7 @@ def closed_loop_rows(planners: dict[str, Planner], episodes: int, progress: bool
                     "time on road": agg["on_road"],
                     "mean speed (m/s)": agg["mean_speed"],
                     "jerk (m/s³)": agg["jerk"],
-                    "duration (s)": agg["duration_s"],
+                    "duration (s)": agg["seconds"],
                 }
             )
     expert = {r["scenario"]: r["progress (m)"] for r in rows if r["driver"] == ExpertDriver.name}

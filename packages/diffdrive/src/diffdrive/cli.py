@@ -1,9 +1,13 @@
 """``diffdrive``: collect demonstrations, train, evaluate in closed loop, render an episode.
 
 diffdrive collect [--out runs/drive]
-diffdrive train [--stage diffusiondrive|vanilla|regression|all]
+diffdrive train [ARGS...]        # = diffcore train drive ARGS (--stage, --weights ROOT, --seed, --smoke …)
 diffdrive eval --episodes 20 --seed 300000 --json results.json [--planner diffusiondrive] [--scenario highway]
 diffdrive drive --render episode.mp4 [--planner diffusiondrive] [--scenario merge] [--seed 0]
+
+``--weights ROOT`` is a folder laid out like the shipped weights (one sub-folder
+per planner), as ``diffdrive train --weights ROOT`` writes it. Bad input prints
+``diffdrive: error: …`` and exits with status 2.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from diffcore.errors import DiffcoreError
+from diffcore.cli_errors import run_command
+from diffcore.validate import check_seed, seed_arg
 
 DRIVERS = ("diffusiondrive", "vanilla", "regression", "expert", "constant-velocity")
 
@@ -26,13 +31,15 @@ def _driver(name: str, steps: int | None, weights: Path | None):
         return ExpertDriver()
     if name == "constant-velocity":
         return ConstantVelocityDriver()
-    return PlannerDriver(Planner.load(name, weights, steps=steps))
+    return PlannerDriver(Planner.load(name, path=weights, steps=steps))
 
 
 def _add_driver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--planner", choices=DRIVERS, default="diffusiondrive")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: 2 for diffusiondrive, 20 for vanilla)")
-    p.add_argument("--weights", type=Path, default=None, help="a checkpoint folder instead of the shipped weights")
+    p.add_argument(
+        "--weights", type=Path, default=None, metavar="ROOT", help="a weights root written by `diffdrive train --weights ROOT`"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,34 +49,34 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect", help="collect expert demonstrations of every scenario and split (cached)")
     c.add_argument("--out", type=Path, default=Path("runs/drive"))
 
-    # handled before parsing (its options belong to diffdrive.train); listed here for --help
-    sub.add_parser("train", help="train the planners: the options of `diffcore train drive` (--stage, --seed, --smoke …)")
+    # handled before parsing (its arguments go to diffdrive.train:main); listed here for --help
+    sub.add_parser("train", help="retrain the shipped weights: ARGS go to diffdrive.train (= `diffcore train drive ARGS`)")
 
     e = sub.add_parser("eval", help="closed-loop evaluation on held-out seeds")
     _add_driver_args(e)
     e.add_argument("--scenario", default="all", help="highway, merge or all")
     e.add_argument("--episodes", type=int, default=20)
-    e.add_argument("--seed", type=int, default=300_000, help="first episode seed (default: the held-out eval seeds)")
+    e.add_argument("--seed", type=seed_arg, default=300_000, help="first episode seed (default: the held-out eval seeds)")
     e.add_argument("--json", type=Path, default=None, help="write per-episode and mean metrics here")
 
     d = sub.add_parser("drive", help="drive one episode and render it with the candidate trajectories drawn")
     _add_driver_args(d)
     d.add_argument("--scenario", default="highway")
-    d.add_argument("--seed", type=int, default=300_000)
+    d.add_argument("--seed", type=seed_arg, default=300_000)
     d.add_argument("--render", type=Path, required=True, help="output video (.mp4 or .gif)")
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:
-        from diffdrive.train import main as train_main
-
-        train_main(argv[1:])
-        return 0
+        return run_command("diffdrive", lambda: _train(argv[1:]))
     a = p.parse_args(argv)
-    try:
-        return _run(a)
-    except DiffcoreError as err:
-        print(f"diffdrive: error: {err}", file=sys.stderr)
-        return 2
+    return run_command("diffdrive", lambda: _run(a))
+
+
+def _train(args: list[str]) -> int:
+    from diffdrive.train import main as train_main
+
+    train_main(args)
+    return 0
 
 
 def _run(a: argparse.Namespace) -> int:
@@ -83,12 +90,11 @@ def _run(a: argparse.Namespace) -> int:
     from diffdrive.closed_loop import evaluate, run_episode
     from diffdrive.scenarios import SCENARIOS, get_scenario
 
-    if not 0 <= a.seed < 2**31:
-        raise InvalidInputError(f"--seed must be in [0, 2^31), got {a.seed}")
-    driver = _driver(a.planner, a.steps, a.weights)
     if a.cmd == "eval":
         if a.episodes < 1:
             raise InvalidInputError(f"--episodes must be >= 1, got {a.episodes}")
+        check_seed(a.seed + a.episodes - 1, "the last episode seed (--seed + --episodes - 1)")
+        driver = _driver(a.planner, a.steps, a.weights)
         scenarios = list(SCENARIOS) if a.scenario == "all" else [get_scenario(a.scenario).name]
         out = {"driver": driver.name, "seed": a.seed, "episodes": a.episodes, "scenarios": {}}
         for sc in scenarios:
@@ -104,6 +110,7 @@ def _run(a: argparse.Namespace) -> int:
 
     if a.render.suffix.lower() not in (".mp4", ".gif"):
         raise InvalidInputError(f"--render must end in .mp4 or .gif, got {a.render.name!r}")
+    driver = _driver(a.planner, a.steps, a.weights)
     ep = run_episode(get_scenario(a.scenario).name, driver, a.seed, render=True)
     write_video(ep.frames, a.render)
     print(f"{a.scenario} seed {a.seed}, {driver.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in ep.metrics().items()))

@@ -7,8 +7,8 @@ episodes: the traffic comes from the seed.
 
 Per episode: collision, route progress (m along the lane, summed per step),
 time on road (fraction of steps), mean speed, comfort as the mean absolute
-longitudinal jerk (m/s³, from the speed sampled every 0.5 s), and the
-planning latency of each call.
+longitudinal jerk (m/s³, from the speed sampled every 0.5 s), the simulated
+duration and the wall time of each planning call (all durations in seconds).
 """
 
 from __future__ import annotations
@@ -81,8 +81,16 @@ class ConstantVelocityDriver:
         return np.zeros(2, dtype=np.float32), Plan(traj, np.ones(1), 0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Episode:
+    """One closed-loop episode.
+
+    Attributes:
+        seconds: simulated duration of the episode (0.5 s per step).
+        plan_seconds: wall time of each planning call, one per step.
+        frames, plans: the rendered frames (with ``render=True``) and each step's plan (None: no planner).
+    """
+
     scenario: str
     seed: int
     driver: str
@@ -91,8 +99,8 @@ class Episode:
     on_road: float
     mean_speed: float
     jerk: float
-    duration_s: float
-    latencies_ms: list[float] = field(default_factory=list)
+    seconds: float
+    plan_seconds: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
     plans: list[Plan | None] = field(default_factory=list, repr=False)
 
@@ -103,7 +111,7 @@ class Episode:
             "on_road": self.on_road,
             "mean_speed": self.mean_speed,
             "jerk": self.jerk,
-            "duration_s": self.duration_s,
+            "seconds": self.seconds,
         }
 
 
@@ -123,7 +131,7 @@ def run_episode(scenario: str, driver: Driver, seed: int, *, render: bool = Fals
     while not done and steps < max_steps:
         t0 = time.perf_counter()
         action, plan = driver.act(obs)
-        lat.append((time.perf_counter() - t0) * 1000)
+        lat.append(time.perf_counter() - t0)
         plans.append(plan)
         if render:
             frames.append(draw_plan(env, plan))
@@ -156,6 +164,6 @@ def evaluate(driver: Driver, scenario: str, seeds: list[int], *, progress: bool 
     keys = eps[0].metrics()
     agg = {k: float(np.mean([e.metrics()[k] for e in eps])) for k in keys}
     agg["collision_rate"] = agg.pop("collided")
-    lat = [x for e in eps for x in e.latencies_ms]
-    agg["latency_ms_median"] = float(np.median(lat)) if lat else 0.0
+    lat = [x for e in eps for x in e.plan_seconds]
+    agg["plan_seconds_median"] = float(np.median(lat)) if lat else 0.0
     return agg, eps

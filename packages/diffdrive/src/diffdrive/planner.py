@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
+from diffcore.validate import SEED_LIMIT, check_seed
 from diffdrive.controller import TrackingController
 from diffdrive.errors import AnchorMismatchError
 from diffdrive.model import DrivePlanner
@@ -41,13 +42,13 @@ class Plan:
         trajectories: (K, 8, 3) candidate trajectories (x, y, heading).
         confidences: (K,) per-mode confidence (sigmoid of the classification head).
         chosen: index of the executed trajectory (the most confident).
-        latency_ms: wall time of the planning call this plan came from (the whole batch).
+        seconds: wall time of the planning call this plan came from (the whole batch).
     """
 
     trajectories: np.ndarray
     confidences: np.ndarray
     chosen: int
-    latency_ms: float = 0.0
+    seconds: float = 0.0
 
     @property
     def trajectory(self) -> np.ndarray:
@@ -111,20 +112,22 @@ class Planner:
 
     @classmethod
     def load(
-        cls, name: str = "diffusiondrive", path: str | Path | None = None, *, steps: int | None = None, device: str = "cpu"
+        cls, name: str | None = None, *, path: str | Path | None = None, device: str = "cpu", steps: int | None = None
     ) -> Planner:
-        """Load a shipped planner (or one trained by ``diffdrive train`` from ``path``).
+        """Load the planner ``name``.
 
         Args:
-            name: ``"diffusiondrive"`` (2 steps), ``"vanilla"`` (20 steps) or ``"regression"``.
-            path: a checkpoint folder; default: the shipped weights of ``name``.
-            steps: denoising steps (default: 2 for DiffusionDrive, 20 for vanilla).
+            name: ``"diffusiondrive"`` (the default; 2 steps), ``"vanilla"`` (20 steps) or ``"regression"``.
+            path: a weights root laid out like the shipped ``weights/`` folder (one sub-folder per planner), as
+                ``diffdrive train --weights PATH`` writes it; None: the shipped weights.
             device: ``"cpu"`` or ``"cuda"``.
+            steps: denoising steps (default: 2 for DiffusionDrive, 20 for vanilla).
         """
+        name = "diffusiondrive" if name is None else name
         if name not in PLANNERS:
             raise UnknownNameError(f"unknown planner {name!r}; choose one of {list(PLANNERS)}")
-        folder = Path(path) if path is not None else WEIGHTS / name
-        return cls(_load(str(folder), device), name, steps=steps)
+        root = Path(path) if path is not None else WEIGHTS
+        return cls(_load(str(root / name), device), name, steps=steps)
 
     @property
     def label(self) -> str:
@@ -133,13 +136,15 @@ class Planner:
     def plan(self, scene: Any, *, seed: int = 0) -> Plan | list[Plan]:
         """Plan for one scene ``(SCENE_DIM,)`` -> :class:`Plan`, or a batch ``(B, SCENE_DIM)`` -> list of plans.
 
-        Deterministic for a given ``seed`` (the diffusion noise is drawn from it).
+        Deterministic for a given ``seed`` (the diffusion noise is drawn from it), an int in ``[0, 2**32)``.
         """
         scenes, single = check_scenes(scene)
         plans = self.plan_batch(scenes, seed=seed)
         return plans[0] if single else plans
 
     def plan_batch(self, scenes: Any, *, seed: int = 0) -> list[Plan]:
+        """Plan for a batch ``(B, SCENE_DIM)`` -> one :class:`Plan` per scene, the noise drawn from ``seed``."""
+        seed = check_seed(seed)
         arr, _ = check_scenes(scenes)
         dev = self.model.anchors.device
         t0 = time.perf_counter()
@@ -147,12 +152,12 @@ class Planner:
         pred, logits = SAMPLERS[self.kind](self.model, torch.from_numpy(arr).to(dev), steps=self.steps, generator=g)
         traj = self.model.denormalise(pred).cpu().numpy()
         conf = logits.sigmoid().cpu().numpy()
-        ms = (time.perf_counter() - t0) * 1000
-        return [Plan(traj[i], conf[i], int(conf[i].argmax()), ms) for i in range(len(arr))]
+        seconds = time.perf_counter() - t0
+        return [Plan(traj[i], conf[i], int(conf[i].argmax()), seconds) for i in range(len(arr))]
 
     def as_policy(self, env: Any = None, *, controller: TrackingController | None = None, seed: int = 0) -> DrivingPolicy:
         """A callable ``policy(obs) -> action`` for ``env`` (highway-env with ``ContinuousAction``)."""
-        return DrivingPolicy(self, env, controller or TrackingController(), seed)
+        return DrivingPolicy(self, env, controller or TrackingController(), check_seed(seed))
 
 
 @dataclass
@@ -180,7 +185,7 @@ class DrivingPolicy:
                     "and the policy has no env to read the scene from: pass as_policy(env)"
                 )
             arr = observe(self.env)
-        plan = self.planner.plan(arr, seed=self.seed + self.calls)
+        plan = self.planner.plan(arr, seed=(self.seed + self.calls) % SEED_LIMIT)
         self.calls += 1
         self.last_plan = plan
         return self.controller.action(plan.trajectory, speed=float(Scene.split(arr).ego[0]))

@@ -25,6 +25,7 @@ from typing import Any
 
 from diffcore.errors import DiffcoreError, InvalidInputError
 from diffcore.offline_gradio import gr
+from diffcore.validate import check_seed
 from diffdrive.closed_loop import ConstantVelocityDriver, Episode, ExpertDriver, PlannerDriver, run_episode
 from diffdrive.data import SPLIT_SEEDS
 from diffdrive.planner import Planner
@@ -43,9 +44,9 @@ COMPARE = "Vanilla diffusion — 20 steps from noise"
 MAX_STEPS = 80  # 40 s: longer than any scenario's episode
 
 
-def _weights(name: str) -> Path | None:
+def _weights() -> Path | None:
     root = os.environ.get("DIFFDRIVE_WEIGHTS")
-    return Path(root) / name if root else None
+    return Path(root) if root else None
 
 
 def _driver(label: str) -> Any:
@@ -57,7 +58,7 @@ def _driver(label: str) -> Any:
     if name == "constant-velocity":
         return ConstantVelocityDriver()
     return PlannerDriver(
-        Planner.load(name, _weights(name), steps=steps), label.split(" — ")[0] + f" ({steps} steps)" * (steps > 1)
+        Planner.load(name, path=_weights(), steps=steps), label.split(" — ")[0] + f" ({steps} steps)" * (steps > 1)
     )
 
 
@@ -71,7 +72,7 @@ def _work_dir() -> Path:
 
 def _row(ep: Episode) -> list[Any]:
     m = ep.metrics()
-    lat = sorted(ep.latencies_ms)
+    lat = sorted(1000 * s for s in ep.plan_seconds)
     return [
         ep.driver,
         "yes" if ep.collided else "no",
@@ -79,7 +80,7 @@ def _row(ep: Episode) -> list[Any]:
         round(m["on_road"], 3),
         round(m["mean_speed"], 2),
         round(m["jerk"], 3),
-        round(m["duration_s"], 1),
+        round(m["seconds"], 1),
         round(lat[len(lat) // 2], 2) if lat else 0.0,
     ]
 
@@ -101,8 +102,7 @@ def drive(scenario: str, seed: float, label: str, compare: bool, progress: Any =
     from diffdrive.render import write_video
 
     sc = get_scenario(scenario).name
-    if seed is None or not float(seed).is_integer() or not 0 <= seed < 2**31:
-        raise InvalidInputError(f"seed must be a whole number in [0, 2^31), got {seed!r}")
+    seed = check_seed(int(seed) if isinstance(seed, float) and seed.is_integer() else seed)  # gradio's Number: a float
     labels = [label] + ([COMPARE] if compare and label != COMPARE else [])
     videos, rows = [], []
     for i, lab in enumerate(labels):
