@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from diffcore.errors import CheckpointError, InvalidInputError
+from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
 from difftext import ARLM, BlockDiffusionLM, BlockSizeError, EmptyPromptError, Partial, PromptTooLongError, TextResult
 from difftext.cli import main
 
@@ -85,24 +85,28 @@ def test_prompt_must_be_a_string(ar):
 
 def test_missing_or_corrupt_weights_are_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="holds no difftext model"):
-        BlockDiffusionLM.load(tmp_path)
+        BlockDiffusionLM.load(path=tmp_path)
     import shutil
 
     from difftext.lm import WEIGHTS
 
     bad = tmp_path / "bad"
-    shutil.copytree(WEIGHTS / "sdar", bad)
-    (bad / "model.safetensors").write_bytes(b"not a safetensors file")
+    shutil.copytree(WEIGHTS / "sdar", bad / "sdar")
+    (bad / "sdar" / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError):
-        BlockDiffusionLM.load(bad)
+        BlockDiffusionLM.load(path=bad)
+    with pytest.raises(UnknownNameError, match="'sdar', not 'ar'"):
+        BlockDiffusionLM.load("ar")
 
 
 def test_cli_generate_and_eval(tmp_path, capsys):
-    assert main(["generate", PROMPT, "--max-new-tokens", "8", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    gen = tmp_path / "gen.json"
+    assert main(["generate", PROMPT, "--max-new-tokens", "8", "--json", str(gen)]) == 0
+    out = json.loads(gen.read_text())
     assert out["model"] == "sdar" and out["tokens"] <= 8 and out["forwards"] >= 2
-    assert main(["generate", PROMPT, "--max-new-tokens", "8", "--steps", "1", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["forwards"] <= 3  # at most 3 blocks cover 8 tokens, one step each
+    assert capsys.readouterr().out == PROMPT + out["text"] + "\n"
+    assert main(["generate", PROMPT, "--max-new-tokens", "8", "--steps", "1", "--json", str(gen)]) == 0
+    assert json.loads(gen.read_text())["forwards"] <= 3  # at most 3 blocks cover 8 tokens, one step each
     assert main(["generate", PROMPT, "--model", "ar", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.startswith(PROMPT)
     res = tmp_path / "eval.json"
@@ -117,7 +121,6 @@ def test_cli_generate_and_eval(tmp_path, capsys):
         (["generate", ""], "prompt is empty"),
         (["generate", PROMPT, "--block-size", "6"], "does not divide"),
         (["generate", PROMPT, "--threshold", "0"], "threshold must be"),
-        (["generate", PROMPT, "--seed", "-2"], "--seed must be"),
         (["generate", PROMPT, "--refresh", "2"], "add --dkv"),
         (["generate", PROMPT, "--steps", "9"], "steps per block"),
         (["eval", "--weights", "/nonexistent"], "holds no difftext model"),
@@ -125,7 +128,26 @@ def test_cli_generate_and_eval(tmp_path, capsys):
 )
 def test_cli_errors_exit_2_with_a_message(argv, msg, capsys):
     assert main(argv) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("difftext: error: ") and msg in err
+
+
+def test_train_forwards_its_arguments_and_reports_errors(monkeypatch, capsys):
+    """``difftext train ARGS`` is ``diffcore train text ARGS``: the arguments reach difftext.train.main as given."""
+    import difftext.train
+    from diffcore.errors import DataError
+
+    seen = []
+    monkeypatch.setattr(difftext.train, "main", seen.append)
+    assert main(["train", "--stage", "sdar", "--smoke"]) == 0
+    assert seen == [["--stage", "sdar", "--smoke"]]
+
+    def fail(argv):
+        raise DataError("no .txt or .md files under ~/notes")
+
+    monkeypatch.setattr(difftext.train, "main", fail)
+    assert main(["train", "--data", "~/notes"]) == 2
+    assert capsys.readouterr().err == "difftext: error: no .txt or .md files under ~/notes\n"
 
 
 @pytest.mark.slow
@@ -148,12 +170,12 @@ def test_quick_bench_writes_the_report(tmp_path):
 def test_cli_trains_converts_and_serves_a_smoke_model(tmp_path, capsys):
     runs, weights = tmp_path / "runs", tmp_path / "w"
     common = ["--smoke", "--out", str(runs), "--weights", str(weights)]
-    assert main(["train-ar", *common]) == 0
-    assert main(["convert", *common]) == 0
+    assert main(["train", "--stage", "ar", *common]) == 0
+    assert main(["train", "--stage", "sdar", *common]) == 0
     card = json.loads((weights / "sdar" / "training_card.json").read_text())
     assert card["conversion_to_pretraining_steps"] < 1 and card["steps"] < card["ar_steps"]
     assert json.loads((weights / "ar" / "training_card.json").read_text())["data"]["documents"]["test"] > 0
-    lm = BlockDiffusionLM.load(weights / "sdar")
+    lm = BlockDiffusionLM.load(path=weights)
     assert lm.model.config.hidden_size == 32
     assert lm.generate(PROMPT, max_new_tokens=4).forwards >= 1
     assert main(["eval", "--weights", str(weights), "--prompts", "1", "--max-new-tokens", "4"]) == 0

@@ -27,7 +27,7 @@ def test_ui_streams_sdar_then_ar():
     [
         ("  ", 4, 0, EmptyPromptError, "the prompt is empty"),
         ("The import statement", 32, 0, BlockSizeError, "trained for block sizes"),
-        ("The import statement", 4, 1.5, InvalidInputError, "seed must be a whole number"),
+        ("The import statement", 4, 1.5, InvalidInputError, "seed must be an integer in \\[0, 2\\*\\*32\\), got 1.5"),
     ],
 )
 def test_ui_bad_input_is_a_clear_error_before_any_output(prompt, block, seed, error, msg):

@@ -298,8 +298,8 @@ def run(
     from diffcore.bench.report import Report
 
     torch.manual_seed(0)
-    ar = ARLM.load(None if weights is None else weights / "ar")
-    sdar = BlockDiffusionLM.load(None if weights is None else weights / "sdar")
+    ar = ARLM.load(path=weights)
+    sdar = BlockDiffusionLM.load(path=weights)
     n, new = (QUICK_PROMPTS, QUICK_NEW_TOKENS) if quick else (PROMPTS, NEW_TOKENS)
     prompts = prompts_from(ar.tokenizer, "test", n=max(n, 16))
     report = Report(

@@ -39,7 +39,7 @@ import torch
 from diffcore.errors import InvalidInputError
 
 
-@dataclass
+@dataclass(frozen=True)
 class Generation:
     tokens: list[list[int]]  # per sequence, the new tokens (cut before the first EOS)
     forwards: int  # model forward passes, the prompt's included
@@ -47,7 +47,7 @@ class Generation:
     steps_per_block: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Step:
     """Progress after one forward pass (sequence 0 of the batch)."""
 

@@ -21,17 +21,19 @@ from pathlib import Path
 
 import torch
 
-from diffcore.errors import CheckpointError, InvalidInputError
+from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
+from diffcore.validate import check_seed
 from difftext import decode
 from difftext.errors import BlockSizeError, EmptyPromptError, PromptTooLongError
 from difftext.sdar import BLOCK_SIZES
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
 class TextResult:
+    """One generation; ``seconds`` is its wall time (the prompt's forward pass included)."""
+
     text: str  # the generated continuation (the prompt excluded)
     tokens: list[int]
     prompt_tokens: int
@@ -60,6 +62,7 @@ class Partial:
 
 @lru_cache(maxsize=4)
 def _load(path: str, device: str):
+    from huggingface_hub.errors import StrictDataclassError
     from safetensors import SafetensorError
     from transformers import LlamaForCausalLM
 
@@ -68,11 +71,11 @@ def _load(path: str, device: str):
     p = Path(path)
     if not (p / "config.json").is_file() or not (p / "model.safetensors").is_file():
         raise CheckpointError(f"{p} holds no difftext model (config.json and model.safetensors); train one with "
-                              "`difftext train-ar` / `difftext convert`")  # fmt: skip
+                              "`difftext train --weights ROOT`")  # fmt: skip
     try:
         tok = load_tokenizer(p)
         model = LlamaForCausalLM.from_pretrained(p, use_safetensors=True, dtype=torch.float32)
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, SafetensorError, StrictDataclassError) as e:
         raise CheckpointError(f"{p}: the model or tokenizer could not be loaded ({e})") from e
     if tok.mask_token_id is None or tok.eos_token_id is None:
         raise CheckpointError(f"{p}: the tokenizer has no mask or EOS token")
@@ -84,16 +87,28 @@ def _load(path: str, device: str):
 
 
 class _LM:
-    default = ""
+    default = ""  # the model's folder under a weights root, and the one name ``load`` takes
 
     def __init__(self, model, tokenizer) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.context = int(model.config.max_position_embeddings)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "cpu"):
-        """The shipped model (or the one saved at ``path``: config, safetensors weights and tokenizer)."""
-        model, tok = _load(str(Path(path) if path is not None else WEIGHTS / cls.default), device)
+    def load(cls, name: str | None = None, *, path: str | Path | None = None, device: str = "cpu"):
+        """Load the model ``name`` (``"ar"`` for :class:`ARLM`, ``"sdar"`` for :class:`BlockDiffusionLM`; None: that one).
+
+        Args:
+            name: the model's folder under the weights root.
+            path: a weights root laid out like the shipped ``weights/`` folder (``ar/`` and ``sdar/``, each with
+                config, safetensors weights and tokenizer), as ``difftext train --weights PATH`` writes it;
+                None: the shipped weights.
+            device: ``"cpu"`` or ``"cuda"``.
+        """
+        name = cls.default if name is None else name
+        if name != cls.default:
+            raise UnknownNameError(f"{cls.__name__} loads {cls.default!r}, not {name!r}")
+        root = Path(path) if path is not None else WEIGHTS
+        model, tok = _load(str(root / name), device)
         return cls(model, tok)
 
     def encode(self, prompt: str, max_new_tokens: int) -> list[int]:
@@ -126,8 +141,7 @@ class _LM:
 
     @staticmethod
     def _generator(seed: int, temperature: float) -> torch.Generator | None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise InvalidInputError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+        seed = check_seed(seed)  # checked even when greedy decoding does not draw from it
         return torch.Generator().manual_seed(seed) if temperature > 0 else None
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from diffcore.errors import DiffcoreError, InvalidInputError
 from diffcore.offline_gradio import gr
+from diffcore.validate import check_seed
 from difftext.corpus import load_documents, split_documents
 from difftext.lm import ARLM, BlockDiffusionLM, Partial, TextResult
 from difftext.sdar import BLOCK_SIZES
@@ -33,9 +34,9 @@ PROMPT_WORDS = 8
 HEADERS = ["model", "tokens", "forward passes", "forward passes / token", "seconds", "tokens/s"]
 
 
-def _weights(name: str) -> Path | None:
+def _weights() -> Path | None:
     root = os.environ.get("DIFFTEXT_WEIGHTS")
-    return Path(root) / name if root else None
+    return Path(root) if root else None
 
 
 def example_prompt() -> str:
@@ -89,14 +90,14 @@ def generate(
 
     Bad input raises before anything is yielded (a :class:`DiffcoreError`).
     """
-    for name, v in (("max new tokens", max_new_tokens), ("seed", seed)):
-        if v is None or not float(v).is_integer():
-            raise InvalidInputError(f"{name} must be a whole number, got {v!r}")
-    n, s, temperature = int(max_new_tokens), int(seed), float(temperature)
-    sdar_stream = BlockDiffusionLM.load(_weights("sdar")).stream(
+    if max_new_tokens is None or not float(max_new_tokens).is_integer():
+        raise InvalidInputError(f"max new tokens must be a whole number, got {max_new_tokens!r}")
+    s = check_seed(int(seed) if isinstance(seed, float) and seed.is_integer() else seed)  # gradio's Number: a float
+    n, temperature = int(max_new_tokens), float(temperature)
+    sdar_stream = BlockDiffusionLM.load(path=_weights()).stream(
         prompt, n, block_size=int(block_size), threshold=float(threshold), temperature=temperature, seed=s, dkv=dkv
     )
-    ar_stream = ARLM.load(_weights("ar")).stream(prompt, n, temperature=temperature, seed=s)
+    ar_stream = ARLM.load(path=_weights()).stream(prompt, n, temperature=temperature, seed=s)
     label = f"SDAR (block {int(block_size)}, threshold {float(threshold):g}" + (", dKV-Cache)" if dkv else ")")
     rows: list[list[Any]] = []
     results: list[TextResult] = []
