@@ -243,9 +243,9 @@ def test_tinydit_default_class_and_cfg(dit, noise):
 @pytest.mark.slow
 def test_shipped_tinydit_beats_no_skill_on_holdout():
     from diffcore.checkpoint import load_card
-    from diffcore.prior.dit import WEIGHTS_DIR, holdout_tiles, load_tinydit, mean_eps_mse
-    from diffcore.prior.recipe import evaluate_denoiser, holdout_latents, split_images
-    from diffcore.zoo import load_tinysd
+    from diffcore.data import holdout_latents, holdout_tiles, split_images
+    from diffcore.prior.evaluate import evaluate_denoiser, mean_eps_mse
+    from diffcore.zoo import DEFAULT_TINYSD, WEIGHTS, load_tinydit, load_tinysd
 
     dit = load_tinydit()
     vae = load_tinysd().vae
@@ -254,6 +254,6 @@ def test_shipped_tinydit_beats_no_skill_on_holdout():
     with torch.no_grad():
         model_mse, base_mse = mean_eps_mse(evaluate_denoiser(dit, hold))
     assert model_mse < 0.35 * base_mse  # shipped: 0.095 vs 0.418
-    assert abs(model_mse - load_card(WEIGHTS_DIR)["metrics"]["holdout_eps_mse_mean"]) < 0.01
+    assert abs(model_mse - load_card(WEIGHTS / DEFAULT_TINYSD / "dit")["metrics"]["holdout_eps_mse_mean"]) < 0.01
     x = sample(dit, "dpmpp_2m", torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0)), steps=10, progress=False)
     assert torch.isfinite(x).all() and 0.3 < float(x.std()) < 3.0

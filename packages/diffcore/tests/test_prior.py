@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from diffcore.data import load_pool, to_tensor
+from diffcore.data import holdout_latents, load_pool, to_tensor
 from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
 from diffcore.metrics import psnr
 from diffcore.prior.autoencode import encode, reconstruct
+from diffcore.prior.evaluate import evaluate_denoiser
 from diffcore.prior.generate import generate
-from diffcore.prior.recipe import evaluate_denoiser, holdout_latents
 from diffcore.zoo import load_tinysd
 
 
@@ -21,7 +21,7 @@ def tinysd():
 def test_card_metrics_match_a_fresh_measurement(tinysd):
     """The card's holdout PSNR is what the shipped weights really give."""
     from diffcore.checkpoint import load_card
-    from diffcore.prior.recipe import evaluate_autoencoder
+    from diffcore.prior.evaluate import evaluate_autoencoder
     from diffcore.zoo import DEFAULT_TINYSD, WEIGHTS
 
     card = load_card(WEIGHTS / DEFAULT_TINYSD / "autoencoder")

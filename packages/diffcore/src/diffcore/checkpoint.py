@@ -1,9 +1,9 @@
 """Model checkpoints: safetensors + config JSON + a training card.
 
 A checkpoint folder holds what diffusers' ``save_pretrained`` writes
-(``config.json`` and ``diffusion_pytorch_model.safetensors``) plus
-``training_card.json`` (data, steps, seed, wall time, final metrics) and a
-readable ``training_card.md`` rendered from it. Loading goes through
+(``config.json`` and ``diffusion_pytorch_model.safetensors``) plus its
+:class:`~diffcore.train.TrainingCard` (``training_card.json`` and a readable
+``training_card.md``). Loading goes through
 safetensors only: a folder holding a pickle-based file (``.bin``, ``.pt``,
 ``.pth``, ``.ckpt``, ``.pkl``) and no safetensors is refused, never unpickled.
 """
@@ -11,6 +11,7 @@ safetensors only: a folder holding a pickle-based file (``.bin``, ``.pt``,
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -21,46 +22,32 @@ from typing import Any, TypeVar
 import torch
 
 from diffcore.errors import CheckpointError, PickleRefusedError
+from diffcore.train.card import CARD_JSON, TrainingCard
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-CARD_JSON, CARD_MD = "training_card.json", "training_card.md"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 M = TypeVar("M")
 
 
-def _render_card(card: dict[str, Any]) -> str:
-    lines = [f"# Training card: {card.get('model', 'model')}", ""]
-    for key, value in card.items():
-        if isinstance(value, dict):
-            lines.append(f"- **{key}**:")
-            lines.extend(f"  - {k}: {v}" for k, v in value.items())
-        else:
-            lines.append(f"- **{key}**: {value}")
-    return "\n".join(lines) + "\n"
+def save_model(model: Any, path: str | Path, card: TrainingCard, *, storage_dtype: Any = None) -> Path:
+    """Save a diffusers ``ModelMixin`` with its :class:`~diffcore.train.TrainingCard` into ``path``.
 
-
-def save_model(model: Any, path: str | Path, card: dict[str, Any], *, storage_dtype: Any = None) -> Path:
-    """Save a diffusers ``ModelMixin`` with its training card into ``path``.
-
-    ``card`` must name at least ``data``, ``steps``, ``seed``, ``wall_time_s``
-    and ``metrics``. With ``storage_dtype`` (e.g. ``torch.float16``) the
-    weights are stored in that dtype (half the bytes) and the card says so;
+    With ``storage_dtype`` (e.g. ``torch.float16``) the weights are stored in
+    that dtype (half the bytes) and the card's details say so;
     :func:`load_model` casts them back with ``torch_dtype``. Files are written
     next to their final names and renamed into place, so a crash never leaves a
     half-written weights file.
     """
-    missing = {"data", "steps", "seed", "wall_time_s", "metrics"} - card.keys()
-    if missing:
-        raise ValueError(f"training card lacks {sorted(missing)}")
+    if not isinstance(card, TrainingCard):
+        raise TypeError(f"card must be a diffcore.train.TrainingCard, got {type(card).__name__}")
     out = Path(path)
     tmp = out.with_name(out.name + ".tmp")
     if storage_dtype is not None:
-        card = {**card, "storage_dtype": str(storage_dtype).removeprefix("torch.")}
+        card = dataclasses.replace(card, details={**card.details, "storage_dtype": str(storage_dtype).removeprefix("torch.")})
         model = copy.deepcopy(model).to(storage_dtype)
     model.save_pretrained(tmp, safe_serialization=True)
-    (tmp / CARD_JSON).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    (tmp / CARD_MD).write_text(_render_card(card))
+    card.write(tmp)
     out.mkdir(parents=True, exist_ok=True)
     for f in tmp.iterdir():
         os.replace(f, out / f.name)

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from diffcore.errors import InvalidInputError
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: the smallest image side MS-SSIM takes: its 11-px window at the coarsest of its 5 scales
+MS_SSIM_MIN_SIDE = 11 * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 
 
 def _pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Shipped models. ``load_tinysd()`` returns the shared image prior, ``load_tinydit()`` the small DiT."""
+"""Shipped models. ``load_tinysd()`` returns the shared image prior, ``load_tinydit()`` the small DiT on its latents."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from diffusers import AutoencoderKL, UNet2DModel
 
 from diffcore.checkpoint import load_model
 from diffcore.errors import InvalidInputError, UnknownNameError
-from diffcore.prior.dit import TinyDiT, load_tinydit
+from diffcore.prior.dit import TinyDiT
 
 __all__ = ["TinyDiT", "TinySD", "load_tinydit", "load_tinysd", "shared_tinysd"]
 
@@ -33,6 +33,15 @@ class TinySD:
     @property
     def latent_channels(self) -> int:
         return int(self.vae.config.latent_channels)
+
+
+def _root(name: str | None, path: str | Path | None) -> Path:
+    """The weights folder of a shipped tinysd version, or ``path``."""
+    if name is not None and path is not None:
+        raise InvalidInputError("give a shipped tinysd name or a path, not both")
+    if name is not None and name not in TINYSD_NAMES:
+        raise UnknownNameError(f"no shipped tinysd {name!r}; shipped: {', '.join(TINYSD_NAMES)}")
+    return Path(path) if path is not None else WEIGHTS / (name or DEFAULT_TINYSD)
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -67,15 +76,27 @@ def load_tinysd(
     """
     from diffcore.prior.models import SCHEDULER_CONFIG
 
-    if name is not None and path is not None:
-        raise InvalidInputError("give a shipped tinysd name or a path, not both")
-    if name is not None and name not in TINYSD_NAMES:
-        raise UnknownNameError(f"no shipped tinysd {name!r}; shipped: {', '.join(TINYSD_NAMES)}")
-    root = Path(path) if path is not None else WEIGHTS / (name or DEFAULT_TINYSD)
+    root = _root(name, path)
     dev = _device(device)
     vae = load_model(AutoencoderKL, root / "autoencoder", torch_dtype=dtype).to(dev).eval()
     unet = load_model(UNet2DModel, root / "unet", torch_dtype=dtype).to(dev).eval()
     return TinySD(vae=vae, unet=unet, scheduler_config=dict(SCHEDULER_CONFIG))
+
+
+def load_tinydit(
+    name: str | None = None,
+    *,
+    path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> TinyDiT:
+    """Load the tinydit trained on a shipped tinysd version's latents (``WEIGHTS/<name>/dit``), or the one at ``path``.
+
+    ``path`` is a tinysd weights root (as ``diffcore train prior --weights``
+    writes) holding ``dit/``. Returned in eval mode on ``device``.
+    """
+    root = _root(name, path)
+    return load_model(TinyDiT, root / "dit", torch_dtype=dtype).to(_device(device)).eval()
 
 
 _shared_lock = threading.Lock()

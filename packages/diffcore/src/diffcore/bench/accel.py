@@ -273,9 +273,9 @@ def _dit_variants(sampler: str, steps: int, noise: torch.Tensor, calib: torch.Te
     """tinydit: diffusers' own DiT caches (peers) and our TeaCache, full compute and int8 (Linear-heavy)."""
     from diffcore.cache.dit import dit_cache_suite
     from diffcore.cache.teacache import fit_teacache
-    from diffcore.prior.dit import load_tinydit
+    from diffcore.zoo import load_tinydit
 
-    dit = load_tinydit(noise.device)
+    dit = load_tinydit(device=noise.device)
 
     def run(model: torch.nn.Module, x: torch.Tensor = noise) -> Callable[[], torch.Tensor]:
         return lambda: sample(model, sampler, x, steps=steps, progress=False, base_config=cfg)

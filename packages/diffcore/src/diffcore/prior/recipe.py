@@ -1,6 +1,8 @@
-"""Training recipe of tinysd: ``diffcore train prior`` regenerates the shipped weights.
+"""Training recipe of tinysd and tinydit: ``diffcore train prior`` regenerates the shipped weights.
 
-Two stages (two runs of :func:`diffcore.train.train`):
+Three stages on diffcore's stage runner (:func:`diffcore.train.run_stages`),
+each a run of :func:`diffcore.train.train`, written under the weights root
+(``--weights``, default the shipped ``weights/tinysd-v2``):
 
 1. **autoencoder** (v2) — random 64² crops of the training photos and of
    colour video frames (:mod:`diffcore.data.video`), colour photos jittered in
@@ -12,6 +14,8 @@ Two stages (two runs of :func:`diffcore.train.train`):
 2. **unet** — every training photo (and its mirror image) is encoded once;
    the denoiser trains on random 16² crops of those latent maps
    (:class:`DenoiserObjective`, ε-prediction, SD's noise schedule).
+3. **dit** — tinydit (:mod:`diffcore.prior.dit`) on the same latent crops,
+   written to ``dit/`` beside the UNet.
 
 Everything is seeded: the same seed and step counts give the same weights on
 the same software stack. Like every diffcore training, it also runs
@@ -20,35 +24,32 @@ data-parallel unchanged: ``accelerate launch -m diffcore.cli train prior``.
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from accelerate import PartialState
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
+from diffusers import AutoencoderKL, DDPMScheduler
 
 from diffcore.checkpoint import load_model, save_model
-from diffcore.data import LatentCrops, RandomCrops, load_folder, load_pool, to_tensor
+from diffcore.data import LatentCrops, RandomCrops, holdout_latents, holdout_tiles, latent_maps, split_images, to_tensor
 from diffcore.data.colour import ColourJitter
 from diffcore.data.video import load_video_frames
-from diffcore.metrics import ms_ssim, psnr
-from diffcore.prior.autoencode import encode, reconstruct
+from diffcore.prior.autoencode import encode
+from diffcore.prior.evaluate import evaluate_autoencoder, evaluate_denoiser, mean_eps_mse
 from diffcore.prior.models import SCHEDULER_CONFIG, build_autoencoder, build_unet
 from diffcore.prior.objectives import AutoencoderObjective, DenoiserObjective
-from diffcore.train import TrainConfig, train
+from diffcore.train import Run, TrainConfig, TrainingCard, count_parameters, detect_machine, logged_seconds, run_stages, train
+from diffcore.zoo import WEIGHTS
 
-MS_SSIM_MIN_SIDE = 176  # MS-SSIM's 11-px window at its 5th scale
-
-#: where the shipped weights live
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "tinysd-v2"
+#: where the shipped weights of this recipe live
+WEIGHTS_DIR = WEIGHTS / "tinysd-v2"
 
 
 @dataclass(frozen=True)
 class PriorRecipe:
-    """Step counts and hyperparameters of both stages (defaults: the shipped run)."""
+    """Step counts and hyperparameters of the three stages (defaults: the shipped run)."""
 
     seed: int = 0
     ae_steps: int = 7000
@@ -61,49 +62,17 @@ class PriorRecipe:
     unet_batch: int = 32
     unet_crop: int = 16  # latent pixels (64 image pixels)
     unet_lr: float = 1e-3
+    dit_steps: int = 6000
+    dit_batch: int = 64
+    dit_crop: int = 16  # latent pixels: 64 tokens of patch 2
+    dit_lr: float = 1e-3
     eval_every: int = 1000
 
-
-def split_images(data: str | Path | None) -> tuple[list, list, str]:
-    """(train, holdout, description) from the offline pool or a user folder.
-
-    A user folder is split by file: every fifth file (sorted by name) is holdout.
-    """
-    if data is None:
-        return load_pool("train"), load_pool("holdout"), "diffcore offline pool (diffcore.data.pool), fixed split by source"
-    imgs = load_folder(data)
-    hold = imgs[4::5]
-    train_set = [im for im in imgs if im not in hold]
-    if not hold or not train_set:
-        raise ValueError(f"{data} needs at least 2 images (every fifth is holdout)")
-    return train_set, hold, f"folder {data}, every fifth file held out"
-
-
-def evaluate_autoencoder(vae: AutoencoderKL, holdout: list) -> dict[str, float]:
-    """Mean PSNR / MS-SSIM (RGB, [0, 1] range) of full-resolution holdout reconstructions.
-
-    MS-SSIM is averaged over the images large enough for its 5 scales (176 px);
-    it is left out when none is.
-    """
-    ps, ms = [], []
-    for im in holdout:
-        x = to_tensor(im.pixels)[None]  # (1, 3, H, W)
-        rec = reconstruct(vae, x)
-        a, b = (x + 1) / 2, (rec + 1) / 2
-        ps.append(psnr(a, b).item())
-        if min(x.shape[-2:]) >= MS_SSIM_MIN_SIDE:
-            ms.append(ms_ssim(a, b).item())
-    out = {"holdout_psnr": sum(ps) / len(ps)}
-    if ms:
-        out["holdout_ms_ssim"] = sum(ms) / len(ms)
-    return out
-
-
-def _logged_seconds(run_dir: Path) -> float:
-    """Wall time a (possibly resumed) run logged, from its log.jsonl."""
-    log = run_dir / "log.jsonl"
-    times = [json.loads(line).get("time_s", 0.0) for line in log.read_text().splitlines() if line.strip()]
-    return max(times, default=0.0)
+    def smoke(self) -> PriorRecipe:
+        """A few steps per stage at batch 2: checks the recipe end to end."""
+        return dataclasses.replace(
+            self, ae_steps=3, ae_batch=2, unet_steps=3, unet_batch=2, dit_steps=3, dit_batch=2, eval_every=2
+        )
 
 
 def autoencoder_images(data: str | Path | None) -> tuple[list, list, str]:
@@ -116,22 +85,34 @@ def autoencoder_images(data: str | Path | None) -> tuple[list, list, str]:
     return train_imgs, holdout, desc
 
 
-def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Path | None = None) -> AutoencoderKL:
+def _config(recipe: PriorRecipe, steps: int, batch: int, lr: float) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=batch, lr=lr, warmup_steps=min(100, steps // 10), seed=recipe.seed)
+
+
+def _card(
+    model: torch.nn.Module, what: str, data: str, cfg: TrainConfig, run: Run, stage: str, metrics: dict, **details: object
+) -> TrainingCard:
+    return TrainingCard(
+        model=what,
+        data=data,
+        steps=cfg.steps,
+        batch=cfg.batch_size,
+        seed=cfg.seed,
+        parameters=count_parameters(model),
+        seconds=round(logged_seconds(run.out / stage), 1),
+        machine=detect_machine(),
+        command=run.command(stage),
+        metrics={k: round(v, 5) for k, v in metrics.items()},
+        details={"config": asdict(cfg), **details},
+    )
+
+
+def train_autoencoder(recipe: PriorRecipe, run: Run) -> Path:
     """Stage 1: the v2 autoencoder, colour-jittered crops and a chroma-weighted loss."""
-    train_imgs, holdout, desc = autoencoder_images(data)
+    train_imgs, holdout, desc = autoencoder_images(run.data)
     torch.manual_seed(recipe.seed)
     vae = build_autoencoder()
-    cfg = TrainConfig(
-        steps=recipe.ae_steps,
-        batch_size=recipe.ae_batch,
-        lr=recipe.ae_lr,
-        warmup_steps=min(100, recipe.ae_steps // 10),
-        ema_decay=0.999,
-        grad_clip=1.0,
-        seed=recipe.seed,
-        checkpoint_every=250,
-        log_every=25,
-    )
+    cfg = _config(recipe, recipe.ae_steps, recipe.ae_batch, recipe.ae_lr)
     ds = RandomCrops(
         [im.pixels for im in train_imgs],
         size=recipe.ae_crop,
@@ -143,153 +124,138 @@ def train_autoencoder(recipe: PriorRecipe, out: Path, work: Path, data: str | Pa
         AutoencoderObjective(vae, chroma_weight=recipe.ae_chroma_weight),
         ds,
         cfg,
-        work / "autoencoder",
+        run.out / "autoencoder",
         eval_fn=lambda obj, step: evaluate_autoencoder(obj.vae, holdout),
         eval_every=recipe.eval_every,
     )
     vae = result.objective.vae
-    wall = _logged_seconds(work / "autoencoder")
     # SD-style latent scaling: unit variance of the training latents
     lat = [encode(vae, to_tensor(im.pixels)[None], scaled=False) for im in train_imgs]
     std = torch.cat([z.flatten() for z in lat]).std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
+    dest = run.weights / "autoencoder"
     if not PartialState().is_main_process:  # under `accelerate launch`, one process writes
-        return vae
-    metrics = evaluate_autoencoder(vae, holdout)
-    save_model(
+        return dest
+    metrics = {**evaluate_autoencoder(vae, holdout), "latent_scaling_factor": 1.0 / std}
+    card = _card(
         vae,
-        out / "autoencoder",
-        {
-            "model": "tinysd v2 autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
-            "data": desc,
-            "train_images": [im.name for im in train_imgs],
-            "holdout_images": [im.name for im in holdout],
-            "augmentation": f"colour jitter of colour images (p={recipe.ae_jitter_p}): channel permutation, "
-            "hue rotation, saturation x0.5-2; horizontal flips",
-            "loss": f"MSE(RGB) + {recipe.ae_chroma_weight} MSE(CbCr) + 1e-6 KL",
-            "steps": recipe.ae_steps,
-            "seed": recipe.seed,
-            "wall_time_s": round(wall, 1),
-            "recipe": asdict(recipe),
-            "metrics": {**{k: round(v, 4) for k, v in metrics.items()}, "latent_scaling_factor": round(1.0 / std, 6)},
-            "command": "diffcore train prior --stage autoencoder",
-        },
-        storage_dtype=torch.float16,
+        "tinysd v2 autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
+        desc,
+        cfg,
+        run,
+        "autoencoder",
+        metrics,
+        train_images=[im.name for im in train_imgs],
+        holdout_images=[im.name for im in holdout],
+        augmentation=f"colour jitter of colour images (p={recipe.ae_jitter_p}): channel permutation, hue rotation, "
+        "saturation x0.5-2; horizontal flips",
+        loss=f"MSE(RGB) + {recipe.ae_chroma_weight} MSE(CbCr) + 1e-6 KL",
+        recipe=asdict(recipe),
     )
-    return vae
+    return save_model(vae, dest, card, storage_dtype=torch.float16)
 
 
-def evaluate_denoiser(unet: UNet2DModel, latents: torch.Tensor, *, seed: int = 0) -> dict[str, float]:
-    """ε-prediction MSE of ``unet`` and of the no-skill baseline, per timestep.
-
-    The no-skill baseline is the best denoiser that knows only that latents
-    have unit variance: ε̂ = √(1−ᾱ_t)·z_t (the posterior mean of ε for
-    z_0 ~ N(0, I)). ``latents`` are scaled holdout latents (B, 4, h, w).
-    """
-    sched = DDPMScheduler.from_config(SCHEDULER_CONFIG)
-    g = torch.Generator().manual_seed(seed)
-    out: dict[str, float] = {}
-    for t in (50, 250, 500, 750, 950):
-        a = sched.alphas_cumprod[t]
-        eps = torch.randn(latents.shape, generator=g)
-        zt = a.sqrt() * latents + (1 - a).sqrt() * eps
-        pred = unet(zt, torch.full((latents.shape[0],), t)).sample
-        out[f"eps_mse_t{t}"] = torch.mean((pred - eps) ** 2).item()
-        out[f"baseline_eps_mse_t{t}"] = torch.mean(((1 - a).sqrt() * zt - eps) ** 2).item()
-    return out
+def _latents(run: Run) -> tuple[list[torch.Tensor], list, list, str, AutoencoderKL]:
+    vae = load_model(AutoencoderKL, run.weights / "autoencoder")
+    train_imgs, holdout, desc = split_images(run.data)
+    return (
+        latent_maps(vae, train_imgs),
+        train_imgs,
+        holdout,
+        desc + "; latents of the training photos and their mirror images",
+        vae,
+    )
 
 
-def holdout_latents(vae: AutoencoderKL, holdout: list, size: int = 32) -> torch.Tensor:
-    """Center crops of the scaled holdout latents, (N, 4, s, s), s = ``size`` or the smallest side."""
-    maps = [encode(vae, to_tensor(im.pixels)[None])[0] for im in holdout]  # (4, h, w) each
-    size = min([size] + [min(z.shape[-2:]) for z in maps])
-    crops = []
-    for z in maps:
-        h, w = z.shape[-2:]
-        top, left = (h - size) // 2, (w - size) // 2
-        crops.append(z[:, top : top + size, left : left + size])
-    return torch.stack(crops)
-
-
-def train_unet(recipe: PriorRecipe, vae: AutoencoderKL, out: Path, work: Path, data: str | Path | None = None) -> UNet2DModel:
-    train_imgs, holdout, desc = split_images(data)
-    maps = []
-    for im in train_imgs:
-        x = to_tensor(im.pixels)[None]
-        maps += [encode(vae, x)[0], encode(vae, x.flip(-1))[0]]  # (4, h, w) each
+def train_unet(recipe: PriorRecipe, run: Run) -> Path:
+    """Stage 2: the denoiser on crops of the training photos' latents (the autoencoder of stage 1)."""
+    maps, _, holdout, desc, vae = _latents(run)
+    hold = holdout_latents(vae, holdout)
     torch.manual_seed(recipe.seed)
     unet = build_unet()
     sched = DDPMScheduler.from_config(SCHEDULER_CONFIG)
-    cfg = TrainConfig(
-        steps=recipe.unet_steps,
-        batch_size=recipe.unet_batch,
-        lr=recipe.unet_lr,
-        warmup_steps=200,
-        ema_decay=0.999,
-        grad_clip=1.0,
-        seed=recipe.seed,
-        checkpoint_every=250,
-        log_every=25,
-    )
+    cfg = dataclasses.replace(_config(recipe, recipe.unet_steps, recipe.unet_batch, recipe.unet_lr), warmup_steps=200)
     ds = LatentCrops(maps, size=recipe.unet_crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
-    hold = holdout_latents(vae, holdout)
     result = train(
         DenoiserObjective(unet, sched),
         ds,
         cfg,
-        work / "unet",
+        run.out / "unet",
         eval_fn=lambda obj, step: evaluate_denoiser(obj.unet, hold),
         eval_every=recipe.eval_every,
     )
     unet = result.objective.unet
+    dest = run.weights / "unet"
     if not PartialState().is_main_process:
-        return unet
-    with torch.no_grad():
-        metrics = evaluate_denoiser(unet, hold)
-    save_model(
+        return dest
+    card = _card(
         unet,
-        out / "unet",
-        {
-            "model": "tinysd denoiser (diffusers UNet2DModel, epsilon prediction)",
-            "data": desc + "; latents of the training photos and their mirror images",
-            "steps": cfg.steps,
-            "seed": recipe.seed,
-            "wall_time_s": round(result.wall_time_s, 1),
-            "config": asdict(cfg),
-            "recipe": asdict(recipe),
-            "metrics": {k: round(v, 5) for k, v in metrics.items()},
-            "command": "diffcore train prior --stage unet",
-        },
-        storage_dtype=torch.float16,
+        "tinysd denoiser (diffusers UNet2DModel, epsilon prediction)",
+        desc,
+        cfg,
+        run,
+        "unet",
+        evaluate_denoiser(unet, hold),
+        recipe=asdict(recipe),
     )
-    sched.save_pretrained(out / "scheduler")
-    return unet
+    save_model(unet, dest, card, storage_dtype=torch.float16)
+    sched.save_pretrained(run.weights / "scheduler")
+    return dest
+
+
+def train_dit(recipe: PriorRecipe, run: Run) -> Path:
+    """Stage 3: tinydit on the same latents; runs on CUDA when present (the metrics are computed on CPU)."""
+    import copy
+
+    from diffcore.prior.dit import build_dit
+
+    maps, _, holdout, desc, vae = _latents(run)
+    hold = holdout_tiles(holdout_latents(vae, holdout), recipe.dit_crop)  # (N·k, 4, crop, crop)
+
+    def holdout_metrics(dit: torch.nn.Module) -> dict[str, float]:
+        model_mse, base_mse = mean_eps_mse(m := evaluate_denoiser(copy.deepcopy(dit).float().cpu(), hold))
+        return {"holdout_eps_mse_mean": model_mse, "baseline_eps_mse_mean": base_mse, **m}
+
+    torch.manual_seed(recipe.seed)
+    dit = build_dit()
+    cfg = _config(recipe, recipe.dit_steps, recipe.dit_batch, recipe.dit_lr)
+    ds = LatentCrops(maps, size=recipe.dit_crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
+    result = train(
+        DenoiserObjective(dit, DDPMScheduler.from_config(SCHEDULER_CONFIG)),
+        ds,
+        cfg,
+        run.out / "dit",
+        eval_fn=lambda obj, step: holdout_metrics(obj.unet),
+        eval_every=recipe.eval_every,
+    )
+    dit = result.objective.unet
+    dest = run.weights / "dit"
+    if not PartialState().is_main_process:
+        return dest
+    card = _card(
+        dit,
+        "tinydit (diffusers DiTTransformer2DModel + CacheMixin, epsilon prediction, one class)",
+        desc + f"; holdout: {len(hold)} {recipe.dit_crop}x{recipe.dit_crop} latent tiles of the {len(holdout)} holdout photos",
+        cfg,
+        run,
+        "dit",
+        holdout_metrics(dit),
+        recipe=asdict(recipe),
+    )
+    return save_model(dit, dest, card, storage_dtype=torch.float16)
+
+
+STAGES = {"autoencoder": train_autoencoder, "unet": train_unet, "dit": train_dit}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``diffcore train prior``: regenerate tinysd (both stages by default)."""
-    p = argparse.ArgumentParser(prog="diffcore train prior", description=__doc__.split("\n")[0])
-    p.add_argument("--stage", choices=["autoencoder", "unet", "all"], default="all")
-    p.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the weights go (default: the shipped folder)")
-    p.add_argument("--work", type=Path, default=Path("runs/prior"), help="checkpoints and logs (resumable)")
-    p.add_argument("--data", default=None, help="a folder of your own images instead of the offline pool")
-    defaults = PriorRecipe()
-    for name in ("seed", "ae_steps", "ae_batch", "unet_steps", "unet_batch", "eval_every"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    a = p.parse_args(argv)
-    recipe = PriorRecipe(
-        seed=a.seed,
-        ae_steps=a.ae_steps,
-        ae_batch=a.ae_batch,
-        unet_steps=a.unet_steps,
-        unet_batch=a.unet_batch,
-        eval_every=a.eval_every,
+    """``diffcore train prior``: regenerate tinysd v2 and its tinydit (every stage by default)."""
+    run_stages(
+        argv,
+        prog="diffcore train prior",
+        description=__doc__.split("\n")[0],
+        recipe=PriorRecipe(),
+        stages=STAGES,
+        weights=WEIGHTS_DIR,
+        out=Path("runs/prior"),
     )
-    t0 = time.perf_counter()
-    if a.stage in ("autoencoder", "all"):
-        vae = train_autoencoder(recipe, a.out, a.work, a.data)
-    else:
-        vae = load_model(AutoencoderKL, a.out / "autoencoder")
-    if a.stage in ("unet", "all"):
-        train_unet(recipe, vae, a.out, a.work, a.data)
-    print(f"tinysd trained in {time.perf_counter() - t0:.0f} s -> {a.out}")

@@ -70,8 +70,8 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     ema_decay: float | None = 0.999
     seed: int = 0
-    checkpoint_every: int = 500
-    log_every: int = 10
+    checkpoint_every: int = 250
+    log_every: int = 25
     num_workers: int = 0
     progress: bool = True
 
@@ -103,12 +103,13 @@ class TrainResult:
     """What :func:`train` returns.
 
     ``objective`` is unwrapped, on CPU, in eval mode, and holds the EMA weights
-    when EMA was on. ``log`` is the list of JSON log records.
+    when EMA was on. ``log`` is the list of JSON log records; ``seconds`` the
+    wall time of this call (a resumed run's earlier part is in its log).
     """
 
     objective: nn.Module
     log: list[dict] = field(default_factory=list)
-    wall_time_s: float = 0.0
+    seconds: float = 0.0
     steps: int = 0
     resumed_from: int = 0
 
