@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from diffcore.errors import DiffcoreError, InvalidInputError, UnknownNameError
+from diffcore.cli_errors import run_command
+from diffcore.errors import InvalidInputError, UnknownNameError
 
 DEFAULT_RESULTS = Path("docs/results")
 
@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--device", default="cpu")
     m.set_defaults(fn=_smoke)
     a = p.parse_args(argv)
-    try:
-        return a.fn(a)
-    except DiffcoreError as e:
-        print(f"diffcore: error: {e}", file=sys.stderr)
-        return 2
+    return run_command("diffcore", lambda: a.fn(a))
 
 
 if __name__ == "__main__":
