@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,14 @@ from typing import Any
 import torch
 
 from diffcore.errors import CheckpointError, InvalidInputError
+from diffcore.machine import machine_name
 
 CARD_JSON, CARD_MD = "training_card.json", "training_card.md"
 
 
 def detect_machine() -> str:
     """What trains here: the GPU's name when CUDA is available, else "CPU model, N cores"."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    return machine_name()
 
 
 def logged_seconds(run_dir: str | Path) -> float:
