@@ -486,6 +486,7 @@ def test_callback_and_trajectory(name: str, calls: int, x_T: torch.Tensor) -> No
         ({"init": torch.zeros(2, 4, 1, 1), "mask": torch.ones(3, 1, 1, 1)}, InvalidInputError, "broadcastable"),
         ({"init": torch.zeros(2, 4, 1, 1), "mask": torch.ones(2, 4)}, InvalidInputError, "4-D float"),
         ({"init": torch.zeros(2, 4, 1, 1), "mask": torch.full((2, 1, 1, 1), 2.0)}, InvalidInputError, r"\[0, 1\]"),
+        ({"return_x0": True, "base_config": {**SCHEDULER_CONFIG, "prediction_type": "flow"}}, InvalidInputError, "in \\("),
     ],
 )
 def test_bad_inputs_raise_typed_errors(kwargs: dict, error: type[Exception], match: str) -> None:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from diffcore.cache.core import active as active_cache
 from diffcore.errors import InvalidInputError
 from diffcore.prior.models import SCHEDULER_CONFIG
-from diffcore.sampling.flow import VPFlowBridge
+from diffcore.sampling.flow import PREDICTION_TYPES, VPFlowBridge
 from diffcore.sampling.registry import from_base_config, make_scheduler
 
 #: ``denoiser(x, t, cond) -> model output``: x (B, C, H, W), t (B,), output like x
@@ -155,20 +155,33 @@ def _edit_timesteps(scheduler: Any, steps: int, strength: float) -> torch.Tensor
     return scheduler.timesteps[begin:]
 
 
-def _x0_prediction(out: torch.Tensor, x_vp: torch.Tensor, t: torch.Tensor, vp_sigmas: np.ndarray, kind: str) -> torch.Tensor:
-    """The clean-latent estimate ``x̂0`` a VP model output implies at (fractional) timestep ``t``.
+class _X0Estimate:
+    """The clean-latent estimate ``x̂0`` a VP model output implies at a (fractional) timestep.
 
     ``x_vp = √ᾱ·x0 + √(1−ᾱ)·ε`` (Ho et al. 2020, eq. 4); ``v = √ᾱ·ε − √(1−ᾱ)·x0``
     (Salimans & Ho 2022). Fractional ``t`` (flow samplers) interpolates ``σ_t``
     linearly, as :class:`VPFlowBridge` does.
+
+    Args:
+        base_config: the denoiser's training schedule (betas and ``prediction_type``).
     """
-    sigma = float(np.interp(float(t), np.arange(len(vp_sigmas)), vp_sigmas))
-    alpha, sigma_vp = (1 + sigma**2) ** -0.5, sigma * (1 + sigma**2) ** -0.5
-    if kind == "epsilon":
-        return (x_vp - sigma_vp * out) / alpha
-    if kind == "v_prediction":
-        return alpha * x_vp - sigma_vp * out
-    return out
+
+    def __init__(self, base_config: Mapping[str, Any]) -> None:
+        vp = from_base_config(DDPMScheduler, base_config)
+        self.kind: str = vp.config.prediction_type
+        if self.kind not in PREDICTION_TYPES:
+            raise InvalidInputError(f"return_x0 needs prediction_type in {PREDICTION_TYPES}, got {self.kind!r}")
+        ac = vp.alphas_cumprod.double().numpy()  # (T,)
+        self.vp_sigmas: np.ndarray = np.sqrt((1 - ac) / ac)  # (T,)
+
+    def __call__(self, out: torch.Tensor, x_vp: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # out, x_vp: (B, C, H, W)
+        sigma = float(np.interp(float(t), np.arange(len(self.vp_sigmas)), self.vp_sigmas))
+        alpha, sigma_vp = (1 + sigma**2) ** -0.5, sigma * (1 + sigma**2) ** -0.5
+        if self.kind == "epsilon":
+            return (x_vp - sigma_vp * out) / alpha
+        if self.kind == "v_prediction":
+            return alpha * x_vp - sigma_vp * out
+        return out
 
 
 def _init_noise_scale(scheduler: Any) -> float | torch.Tensor:
@@ -271,7 +284,7 @@ def sample(
             for Euler/Heun, flow ``(1 − s)·x0 + s·ε`` for flow samplers).
         return_x0: also return the clean-latent estimate ``x̂0`` of every model
             call (after guidance), computed from the output with ``base_config``'s
-            schedule and ``prediction_type`` (see :func:`_x0_prediction`).
+            schedule and ``prediction_type`` (see :class:`_X0Estimate`).
         base_config: the denoiser's training schedule, a diffusers scheduler
             config (default tinysd's ``SCHEDULER_CONFIG``); builds named samplers,
             maps flow samplers onto VP timesteps and turns outputs into ``x̂0``.
@@ -288,14 +301,7 @@ def sample(
     base_config = SCHEDULER_CONFIG if base_config is None else base_config
     sched = _fresh_scheduler(scheduler, base_config)
     _check_steps(steps, sched)
-    if return_x0:
-        vp = from_base_config(DDPMScheduler, base_config)
-        kind = vp.config.prediction_type
-        if kind not in ("epsilon", "v_prediction", "sample"):
-            raise InvalidInputError(f"return_x0 needs prediction_type epsilon, v_prediction or sample, got {kind!r}")
-        ac = vp.alphas_cumprod.double().numpy()  # (T,)
-        vp_sigmas = np.sqrt((1 - ac) / ac)  # (T,)
-
+    x0_estimate = _X0Estimate(base_config) if return_x0 else None
     model = denoiser
     call = ModelDenoiser(denoiser) if isinstance(denoiser, ModelMixin) else denoiser
     if not callable(call):
@@ -340,8 +346,8 @@ def sample(
                         both = call(torch.cat([x_in, x_in]), t.expand(2 * b), torch.cat(cond))  # (2B, C, H, W)
                     out_c, out_u = both.chunk(2)
                     out = out_u + guidance * (out_c - out_u)
-                if return_x0:
-                    x0s.append(_x0_prediction(out, x_in, t, vp_sigmas, kind))
+                if x0_estimate is not None:
+                    x0s.append(x0_estimate(out, x_in, t))
                 x = sched.step(out, t, x, return_dict=False, **step_kwargs)[0]
                 if mask is not None:
                     last = i == len(timesteps) - 1
