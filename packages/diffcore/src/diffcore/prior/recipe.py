@@ -24,7 +24,9 @@ data-parallel unchanged: ``accelerate launch -m diffcore.cli train prior``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -155,94 +157,60 @@ def train_autoencoder(recipe: PriorRecipe, run: Run) -> Path:
     return save_model(vae, dest, card, storage_dtype=torch.float16)
 
 
-def _latents(run: Run) -> tuple[list[torch.Tensor], list, list, str, AutoencoderKL]:
+def _train_denoiser(
+    recipe: PriorRecipe, run: Run, stage: str, build: Callable[[], torch.nn.Module], cfg: TrainConfig, crop: int, what: str
+) -> Path:
+    """Train an ε-denoiser (UNet or DiT) on ``crop``² crops of the training photos' latents; save it to ``weights/stage``.
+
+    The latents come from the autoencoder of stage 1 (read from the weights
+    root); the holdout metric is the ε-MSE on ``crop``² tiles of the holdout
+    latents beside the no-skill baseline, computed on CPU.
+    """
     vae = load_model(AutoencoderKL, run.weights / "autoencoder")
     train_imgs, holdout, desc = split_images(run.data)
-    return (
-        latent_maps(vae, train_imgs),
-        train_imgs,
-        holdout,
-        desc + "; latents of the training photos and their mirror images",
-        vae,
-    )
+    hold = holdout_tiles(holdout_latents(vae, holdout), crop)  # (N·k, 4, crop, crop)
 
+    def holdout_metrics(model: torch.nn.Module) -> dict[str, float]:
+        model_mse, base_mse = mean_eps_mse(m := evaluate_denoiser(copy.deepcopy(model).float().cpu(), hold))
+        return {"holdout_eps_mse_mean": model_mse, "baseline_eps_mse_mean": base_mse, **m}
 
-def train_unet(recipe: PriorRecipe, run: Run) -> Path:
-    """Stage 2: the denoiser on crops of the training photos' latents (the autoencoder of stage 1)."""
-    maps, _, holdout, desc, vae = _latents(run)
-    hold = holdout_latents(vae, holdout)
     torch.manual_seed(recipe.seed)
-    unet = build_unet()
     sched = DDPMScheduler.from_config(SCHEDULER_CONFIG)
-    cfg = dataclasses.replace(_config(recipe, recipe.unet_steps, recipe.unet_batch, recipe.unet_lr), warmup_steps=200)
-    ds = LatentCrops(maps, size=recipe.unet_crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
+    ds = LatentCrops(latent_maps(vae, train_imgs), size=crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
     result = train(
-        DenoiserObjective(unet, sched),
+        DenoiserObjective(build(), sched),
         ds,
         cfg,
-        run.out / "unet",
-        eval_fn=lambda obj, step: evaluate_denoiser(obj.unet, hold),
+        run.out / stage,
+        eval_fn=lambda obj, step: holdout_metrics(obj.unet),
         eval_every=recipe.eval_every,
     )
-    unet = result.objective.unet
-    dest = run.weights / "unet"
-    if not PartialState().is_main_process:
+    model = result.objective.unet
+    dest = run.weights / stage
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process writes
         return dest
-    card = _card(
-        unet,
-        "tinysd denoiser (diffusers UNet2DModel, epsilon prediction)",
-        desc,
-        cfg,
-        run,
-        "unet",
-        evaluate_denoiser(unet, hold),
-        recipe=asdict(recipe),
-    )
-    save_model(unet, dest, card, storage_dtype=torch.float16)
+    desc += f"; {crop}x{crop} crops of the latents of the training photos and their mirror images"
+    desc += f"; holdout: {len(hold)} {crop}x{crop} latent tiles of the {len(holdout)} holdout photos"
+    card = _card(model, what, desc, cfg, run, stage, holdout_metrics(model), recipe=asdict(recipe))
+    save_model(model, dest, card, storage_dtype=torch.float16)
     sched.save_pretrained(run.weights / "scheduler")
     return dest
 
 
-def train_dit(recipe: PriorRecipe, run: Run) -> Path:
-    """Stage 3: tinydit on the same latents; runs on CUDA when present (the metrics are computed on CPU)."""
-    import copy
+def train_unet(recipe: PriorRecipe, run: Run) -> Path:
+    """Stage 2: the tinysd UNet."""
+    cfg = dataclasses.replace(_config(recipe, recipe.unet_steps, recipe.unet_batch, recipe.unet_lr), warmup_steps=200)
+    what = "tinysd denoiser (diffusers UNet2DModel, epsilon prediction)"
+    return _train_denoiser(recipe, run, "unet", build_unet, cfg, recipe.unet_crop, what)
 
+
+def train_dit(recipe: PriorRecipe, run: Run) -> Path:
+    """Stage 3: tinydit on the same latents; runs on CUDA when present."""
     from diffcore.prior.dit import build_dit
 
-    maps, _, holdout, desc, vae = _latents(run)
-    hold = holdout_tiles(holdout_latents(vae, holdout), recipe.dit_crop)  # (N·k, 4, crop, crop)
-
-    def holdout_metrics(dit: torch.nn.Module) -> dict[str, float]:
-        model_mse, base_mse = mean_eps_mse(m := evaluate_denoiser(copy.deepcopy(dit).float().cpu(), hold))
-        return {"holdout_eps_mse_mean": model_mse, "baseline_eps_mse_mean": base_mse, **m}
-
-    torch.manual_seed(recipe.seed)
-    dit = build_dit()
     cfg = _config(recipe, recipe.dit_steps, recipe.dit_batch, recipe.dit_lr)
-    ds = LatentCrops(maps, size=recipe.dit_crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
-    result = train(
-        DenoiserObjective(dit, DDPMScheduler.from_config(SCHEDULER_CONFIG)),
-        ds,
-        cfg,
-        run.out / "dit",
-        eval_fn=lambda obj, step: holdout_metrics(obj.unet),
-        eval_every=recipe.eval_every,
-    )
-    dit = result.objective.unet
-    dest = run.weights / "dit"
-    if not PartialState().is_main_process:
-        return dest
-    card = _card(
-        dit,
-        "tinydit (diffusers DiTTransformer2DModel + CacheMixin, epsilon prediction, one class)",
-        desc + f"; holdout: {len(hold)} {recipe.dit_crop}x{recipe.dit_crop} latent tiles of the {len(holdout)} holdout photos",
-        cfg,
-        run,
-        "dit",
-        holdout_metrics(dit),
-        recipe=asdict(recipe),
-    )
-    return save_model(dit, dest, card, storage_dtype=torch.float16)
+    what = "tinydit (diffusers DiTTransformer2DModel + CacheMixin, epsilon prediction, one class)"
+    return _train_denoiser(recipe, run, "dit", build_dit, cfg, recipe.dit_crop, what)
 
 
 STAGES = {"autoencoder": train_autoencoder, "unet": train_unet, "dit": train_dit}
