@@ -1,22 +1,28 @@
 """Searched cache schedules shipped with tinysd, and the command that refits them.
 
-``diffcore train lab`` profiles tinysd on calibration seeds (never the
-benchmark's evaluation seeds), runs the DP schedule and the evolutionary
-search, and writes JSON artifacts to ``weights/tinysd/schedules/`` — each bound
-to tinysd's weight hash, sampler and step count.
+``diffcore train lab`` (one stage, ``schedules``, on diffcore's stage runner
+:func:`diffcore.train.run_stages`) profiles tinysd on calibration seeds (never
+the benchmark's evaluation seeds), runs the DP schedule and the evolutionary
+search, and writes JSON artifacts to ``weights/tinysd/schedules/`` (``--weights
+ROOT``: ``ROOT/schedules``) — each bound to tinysd's weight hash, sampler and
+step count — with one :class:`~diffcore.train.TrainingCard` for all of them.
+The card's ``steps`` are the evolutionary search's generations, its ``batch``
+the calibration latents and its ``parameters`` the recompute flags fitted; the
+per-schedule numbers are its metrics (``<schedule>_error`` …).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from diffcore.cache import DeepCacheConfig, search
+from diffcore.train import Run, TrainingCard, detect_machine, run_stages
+from diffcore.train.card import CARD_JSON
 from diffcore.zoo import WEIGHTS, load_tinysd
 
 SCHEDULES_DIR = WEIGHTS / "tinysd" / "schedules"
@@ -41,15 +47,29 @@ FITS = (
 )
 
 
+@dataclass(frozen=True)
+class LabRecipe:
+    """How the schedules are searched (defaults: the shipped fit)."""
+
+    seed: int = 0  # of the evolutionary search
+    calibration_latents: int = 4  # drawn from torch seed CALIB_SEED
+    population: int = 12
+    generations: int = 6
+
+    def smoke(self) -> LabRecipe:
+        """One calibration latent, one small generation: checks the fit end to end."""
+        return dataclasses.replace(self, calibration_latents=1, population=4, generations=1)
+
+
 def list_schedules(root: Path = SCHEDULES_DIR) -> dict[str, Path]:
-    """Shipped schedule name -> path."""
-    return {p.stem: p for p in sorted(root.glob("*.json"))}
+    """Shipped schedule name -> path (the training card beside them is not a schedule)."""
+    return {p.stem: p for p in sorted(root.glob("*.json")) if p.name != CARD_JSON}
 
 
-def fit_all(out: Path = SCHEDULES_DIR, *, seeds: int = 4, population: int = 12, generations: int = 6) -> list[Path]:
+def fit_all(out: Path = SCHEDULES_DIR, recipe: LabRecipe = LabRecipe()) -> list[Path]:
     """Fit every schedule of :data:`FITS` on tinysd; returns the written paths."""
     sd = load_tinysd()
-    calib = torch.randn(seeds, 4, 16, 16, generator=torch.Generator().manual_seed(CALIB_SEED))
+    calib = torch.randn(recipe.calibration_latents, 4, 16, 16, generator=torch.Generator().manual_seed(CALIB_SEED))
     profiles: dict[tuple[str, int], search.Profile] = {}
     written = []
     for fit in FITS:
@@ -63,7 +83,9 @@ def fit_all(out: Path = SCHEDULES_DIR, *, seeds: int = 4, population: int = 12, 
         if fit.method == "dp":
             sched = search.dp_schedule(prof, sum(uniform))
         else:
-            front = search.evolve_schedules(sd.unet, prof, population=population, generations=generations, seed=0)
+            front = search.evolve_schedules(
+                sd.unet, prof, population=recipe.population, generations=recipe.generations, seed=recipe.seed
+            )
             budget = prof.flops_ratio(uniform)
             sched = min((s for s in front if s.meta["flops_ratio"] <= budget + 1e-9), key=lambda s: s.meta["error"])
         error = search.schedule_error(sd.unet, prof, sched.recompute)
@@ -71,46 +93,66 @@ def fit_all(out: Path = SCHEDULES_DIR, *, seeds: int = 4, population: int = 12, 
             **sched.meta,
             "calibration_error": error,
             "uniform_error": search.schedule_error(sd.unet, prof, uniform),
-            "calibration_seeds": f"{seeds} latents from torch seed {CALIB_SEED}",
+            "calibration_seeds": f"{recipe.calibration_latents} latents from torch seed {CALIB_SEED}",
             "fit_seconds": round(time.perf_counter() - t0, 1),
         }
         sched = search.CacheSchedule(**{**sched.__dict__, "meta": meta})
         written.append(sched.save(out / f"{fit.name}.json"))
         print(f"{fit.name}: {sum(sched.recompute)} recomputes, error {error:.4f} (uniform {meta['uniform_error']:.4f})")
-    write_card(out)
     return written
 
 
-def write_card(root: Path = SCHEDULES_DIR) -> Path:
-    """``training_card.md`` beside the schedules: how each was fitted and how well, from their own metadata."""
-    lines = [
-        "# Training card: tinysd cache schedules",
-        "",
-        "Fitted by `uv run diffcore train lab` (diffcore.lab.schedules) on tinysd's shipped weights,",
-        "on calibration noise disjoint from the benchmark's evaluation seeds. Error: relative L2 of the",
-        "final latents against full compute on the calibration seeds; uniform = DeepCache with the same FLOPs.",
-        "",
-        "| schedule | sampler | steps | method | recomputes | FLOP ratio | error | uniform error | calibration | fit s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, path in list_schedules(root).items():
-        s = search.CacheSchedule.load(path)
+def schedules_card(root: Path, recipe: LabRecipe, *, machine: str, command: str) -> TrainingCard:
+    """The training card of the schedules under ``root``, from their own metadata (fit times included)."""
+    schedules = {name: search.CacheSchedule.load(path) for name, path in list_schedules(root).items()}
+    metrics: dict[str, float] = {}
+    for name, s in schedules.items():
         m = s.meta
-        lines.append(
-            f"| {name} | {s.sampler} | {s.steps} | {m['method']} | {sum(s.recompute)} | {m['flops_ratio']:.3f} | "
-            f"{m['calibration_error']:.4f} | {m['uniform_error']:.4f} | {m['calibration_seeds']} | {m['fit_seconds']} |"
-        )
-    card = root / "training_card.md"
-    card.write_text("\n".join(lines) + "\n")
-    return card
+        metrics |= {
+            f"{name}_error": round(m["calibration_error"], 4),
+            f"{name}_uniform_error": round(m["uniform_error"], 4),
+            f"{name}_flops_ratio": round(m["flops_ratio"], 3),
+            f"{name}_recomputes": sum(s.recompute),
+        }
+    return TrainingCard(
+        model="cache schedules for tinysd's UNet (which sampler calls recompute, DeepCache-style reuse)",
+        data=f"{recipe.calibration_latents} calibration latents from torch seed {CALIB_SEED}, "
+        "disjoint from the benchmark's evaluation seeds",
+        steps=recipe.generations,
+        batch=recipe.calibration_latents,
+        seed=recipe.seed,
+        parameters=sum(s.num_calls for s in schedules.values()),
+        seconds=round(sum(s.meta["fit_seconds"] for s in schedules.values()), 1),
+        machine=machine,
+        command=command,
+        metrics=metrics,
+        details={
+            "error": "relative L2 of the final latents against full compute on the calibration latents; "
+            "uniform: DeepCache with the same FLOPs",
+            "schedules": {
+                name: {"sampler": s.sampler, "steps": s.steps, "method": s.meta["method"]} for name, s in schedules.items()
+            },
+            "model_hash": next(iter(schedules.values())).model_hash,
+            "recipe": asdict(recipe),
+        },
+    )
+
+
+def fit_schedules(recipe: LabRecipe, run: Run) -> Path:
+    """Stage ``schedules``: fit every schedule into ``run.weights / "schedules"`` and write its card."""
+    out = run.weights / "schedules"
+    fit_all(out, recipe)
+    return schedules_card(out, recipe, machine=detect_machine(), command=run.command("schedules")).write(out)
 
 
 def main(argv: list[str] | None = None) -> None:
     """``diffcore train lab``: refit the shipped schedules (seeded; minutes on 2 cores)."""
-    p = argparse.ArgumentParser(prog="diffcore train lab", description=main.__doc__)
-    p.add_argument("--out", type=Path, default=SCHEDULES_DIR, help="where the schedule JSON files go")
-    p.add_argument("--generations", type=int, default=6)
-    p.add_argument("--population", type=int, default=12)
-    a = p.parse_args(argv)
-    paths = fit_all(a.out, population=a.population, generations=a.generations)
-    print(json.dumps([str(x) for x in paths], indent=1))
+    run_stages(
+        argv,
+        prog="diffcore train lab",
+        description="Refit tinysd's shipped cache schedules.",
+        recipe=LabRecipe(),
+        stages={"schedules": fit_schedules},
+        weights=WEIGHTS / "tinysd",
+        out=Path("runs/lab"),
+    )
