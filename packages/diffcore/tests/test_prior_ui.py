@@ -1,21 +1,6 @@
-"""The Prior tab: its handlers without a browser, then SDEdit and inpainting in a real Chromium.
-
-The browser part starts ``diffcore serve prior`` on a free loopback port and
-drives it with Playwright and Debian's Chromium (skipped when Chromium is
-missing, unless DIFFSUITE_REQUIRE_BROWSER=1, as in CI).
-"""
+"""The Prior tab's handlers without a browser (its browser flows are in test_browser.py)."""
 
 from __future__ import annotations
-
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,16 +11,6 @@ gr = pytest.importorskip("gradio")
 from diffcore.prior import ui  # noqa: E402
 from diffcore.prior.edit import box_mask, img2img, inpaint  # noqa: E402
 from diffcore.zoo import shared_tinysd  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _no_progress(*args, **kwargs) -> None:
@@ -82,99 +57,3 @@ def test_inpaint_handler_tints_the_box_and_keeps_the_rest(photo: Image.Image) ->
 def test_bad_requests_are_gradio_errors(photo: Image.Image, call, match: str) -> None:
     with pytest.raises(gr.Error, match=match):
         call(photo)
-
-
-# -- in a browser ---------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def prior_url(tmp_path_factory):
-    if CHROMIUM is None:
-        if os.environ.get("DIFFSUITE_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (DIFFSUITE_REQUIRE_BROWSER=1) but not installed: apt-get install chromium")
-        pytest.skip("Debian's chromium is not installed")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("prior") / "serve.log"
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    with log.open("w") as f:
-        cmd = [sys.executable, "-m", "diffcore.cli", "serve", "prior", "--port", str(port)]
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("the prior app did not start:\n" + log.read_text()[-3000:])
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@contextmanager
-def _page(url: str):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(url, timeout=60_000)
-            yield page
-        finally:
-            browser.close()
-
-
-def _set_number(page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-
-
-@pytest.mark.browser
-def test_browser_uploads_a_photo_and_runs_sdedit(prior_url, tmp_path) -> None:
-    from playwright.sync_api import expect
-
-    photo = tmp_path / "cat.png"
-    Image.open(ui._example_paths()[0]).save(photo)
-    with _page(prior_url) as page:
-        page.get_by_role("tab", name="Image to image (SDEdit)").click()
-        page.locator("#prior-i2i-input input[type=file]").set_input_files(str(photo))
-        expect(page.locator("#prior-i2i-input img")).to_be_visible(timeout=30_000)
-        _set_number(page, "prior-i2i-steps", 8)
-        page.locator("#prior-i2i-run").click()
-        expect(page.locator("#prior-i2i-output img")).to_be_visible(timeout=180_000)
-        expect(page.locator("#prior-i2i-noised img")).to_be_visible()
-        info = page.locator("#prior-i2i-info")
-        expect(info).to_contain_text("SDEdit at strength 0.30, 256×160 px, ddim: 2 of 8 steps from t = 249", timeout=30_000)
-        page.screenshot(path=str(Path(tmp_path) / "img2img.png"), full_page=True)
-
-
-@pytest.mark.browser
-def test_browser_inpaints_the_example_photo(prior_url, tmp_path) -> None:
-    from playwright.sync_api import expect
-
-    with _page(prior_url) as page:
-        page.get_by_role("tab", name="Inpaint").click()
-        page.locator("#prior-inp-examples button.gallery-item").first.click()
-        expect(page.locator("#prior-inp-input img")).to_be_visible(timeout=30_000)
-        _set_number(page, "prior-inp-steps", 6)
-        page.locator("#prior-inp-run").click()
-        expect(page.locator("#prior-inp-output img")).to_be_visible(timeout=180_000)
-        expect(page.locator("#prior-inp-masked img")).to_be_visible()
-        expect(page.locator("#prior-inp-info")).to_contain_text("Inpainting, 256×160 px, ddim: 6 of 6 steps", timeout=30_000)
-        page.screenshot(path=str(Path(tmp_path) / "inpaint.png"), full_page=True)

@@ -30,6 +30,7 @@ from diffcore.errors import InvalidInputError
 from diffcore.prior.autoencode import decode, encode
 from diffcore.sampling import sample
 from diffcore.sampling.loop import Callback, ModelDenoiser
+from diffcore.validate import check_seed
 from diffcore.zoo import TinySD
 
 #: uploads are downscaled so their longer side is at most this many pixels before encoding
@@ -111,8 +112,9 @@ def box_mask(height: int, width: int, box: tuple[float, float, float, float]) ->
     if right <= left or bottom <= top:
         raise InvalidInputError(f"box must have right > left and bottom > top, got {box!r}")
     mask = np.zeros((height, width), dtype=bool)
-    mask[round(top * height) : max(round(bottom * height), round(top * height) + 1),
-         round(left * width) : max(round(right * width), round(left * width) + 1)] = True  # fmt: skip
+    rows = slice(round(top * height), max(round(bottom * height), round(top * height) + 1))  # at least one row
+    cols = slice(round(left * width), max(round(right * width), round(left * width) + 1))
+    mask[rows, cols] = True
     return mask
 
 
@@ -123,8 +125,7 @@ def _check_run(strength: Any, steps: Any, seed: Any) -> None:
         raise InvalidInputError(f"steps must be an int in 1..{MAX_STEPS}, got {steps!r}")
     if int(steps * strength) < 1:
         raise InvalidInputError(f"strength {strength} of {steps} steps runs no step; raise one of them")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
