@@ -3,6 +3,7 @@ import json
 import pytest
 
 from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
+from diffcore.train import TrainingCard
 from difftext import ARLM, BlockDiffusionLM, BlockSizeError, EmptyPromptError, Partial, PromptTooLongError, TextResult
 from difftext.cli import main
 
@@ -172,9 +173,12 @@ def test_cli_trains_converts_and_serves_a_smoke_model(tmp_path, capsys):
     common = ["--smoke", "--out", str(runs), "--weights", str(weights)]
     assert main(["train", "--stage", "ar", *common]) == 0
     assert main(["train", "--stage", "sdar", *common]) == 0
-    card = json.loads((weights / "sdar" / "training_card.json").read_text())
-    assert card["conversion_to_pretraining_steps"] < 1 and card["steps"] < card["ar_steps"]
-    assert json.loads((weights / "ar" / "training_card.json").read_text())["data"]["documents"]["test"] > 0
+    sdar, ar = TrainingCard.read(weights / "sdar"), TrainingCard.read(weights / "ar")
+    assert (sdar.steps, ar.steps, sdar.batch) == (2, 4, 2)
+    assert sdar.details["conversion_to_pretraining_steps"] == 0.5 and sdar.details["ar_steps"] == 4
+    assert sdar.metrics["val_ar_nll_of_the_ar_model"] == ar.metrics["val_nll"]
+    assert ar.details["documents"]["test"] > 0 and sdar.parameters == ar.parameters > 0
+    assert sdar.command == "diffcore train text --stage sdar --seed 0 --smoke"
     lm = BlockDiffusionLM.load(path=weights)
     assert lm.model.config.hidden_size == 32
     assert lm.generate(PROMPT, max_new_tokens=4).forwards >= 1

@@ -6,6 +6,7 @@ model is then obtained from these same weights by a short conversion run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -32,6 +33,12 @@ class ARRecipe:
     eval_every: int = 250
     sdar_steps: int = 300  # the conversion: 0.6 of the pre-training steps
     sdar_lr: float = 3e-4
+
+    def smoke(self) -> ARRecipe:
+        """A one-layer model, a few steps of each stage: checks the recipe end to end."""
+        return dataclasses.replace(
+            self, hidden=32, layers=1, heads=2, ffn=64, steps=4, batch=2, window=32, warmup=1, eval_every=2, sdar_steps=2
+        )
 
 
 def make_model(recipe: ARRecipe, vocab_size: int, pad_id: int, bos_id: int, eos_id: int):
