@@ -1,4 +1,3 @@
-import json
 import math
 import subprocess
 import sys
@@ -7,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from diffcore.train import TrainingCard
 from diffdrive.anchors import kmeans_anchors, nearest_anchor
 from diffdrive.model import DrivePlanner
 from diffdrive.scene import SCENE_DIM
@@ -74,6 +74,8 @@ def test_smoke_recipe_end_to_end(tmp_path):
     from diffdrive import Planner
 
     for name in ("diffusiondrive", "vanilla", "regression"):
-        card = json.loads((out / "w" / name / "training_card.json").read_text())
-        assert card["steps"] == 4 and card["seed"] == 0 and "val_min_ade" in card["metrics"]
+        card = TrainingCard.read(out / "w" / name)
+        assert (card.steps, card.batch, card.seed) == (4, 8, 0) and "val_min_ade" in card.metrics
+        assert card.command == f"diffcore train drive --stage {name} --seed 0 --smoke"
+        assert card.details["episodes"]["merge"]["train"] == 2
         Planner.load(name, path=out / "w")

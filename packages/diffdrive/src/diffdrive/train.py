@@ -1,6 +1,8 @@
 """Training recipe of the shipped planners: ``diffcore train drive [--stage S]`` (or ``diffdrive train``).
 
-Stages, each seeded and resumable (checkpoints under ``--out``):
+Stages on diffcore's stage runner (:func:`diffcore.train.run_stages`), each
+seeded and resumable (checkpoints and the cached data under ``--out``), each
+planner saved with its :class:`~diffcore.train.TrainingCard`:
 
 1. ``data`` — expert episodes of every scenario and split (cached ``.npz``).
 2. ``diffusiondrive`` — k-means anchors on the training futures, then the
@@ -16,9 +18,9 @@ Stages, each seeded and resumable (checkpoints under ``--out``):
 
 from __future__ import annotations
 
-import argparse
-import time
+import dataclasses
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from diffcore.checkpoint import save_model
+from diffcore.train import Run, TrainConfig, TrainingCard, count_parameters, detect_machine, logged_seconds, run_stages, train
 from diffdrive.data import EPISODES, DriveData, load_split
 from diffdrive.model import DrivePlanner
 from diffdrive.sampling import TRAIN_TIMESTEPS, TRUNC_TRAIN_T, make_scheduler
@@ -34,11 +38,12 @@ from diffdrive.sampling import TRAIN_TIMESTEPS, TRUNC_TRAIN_T, make_scheduler
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: stage -> (model kind, weights folder)
 PLANNERS = {"diffusiondrive": "anchored", "vanilla": "vanilla", "regression": "regression"}
-STAGES = ("data", *PLANNERS)
 
 
 @dataclass(frozen=True)
 class DriveRecipe:
+    """Hyperparameters every planner stage shares (defaults: the shipped run); ``steps`` is per planner."""
+
     seed: int = 0
     steps: int = 5000
     batch: int = 256
@@ -51,6 +56,21 @@ class DriveRecipe:
     eval_every: int = 2000
     eval_samples: int = 1024
     episodes: dict | None = None  # per scenario and split; None: data.EPISODES
+
+    def smoke(self) -> DriveRecipe:
+        """Two training episodes per scenario, tiny planners, a few steps: checks the recipe end to end."""
+        small = {"train": 2, "val": 1, "test": 1}
+        return dataclasses.replace(
+            self,
+            steps=4,
+            batch=8,
+            warmup=1,
+            num_modes=4,
+            d_model=32,
+            eval_every=2,
+            eval_samples=16,
+            episodes={"highway": small, "merge": small},
+        )
 
 
 def sigmoid_focal(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float = 0.25) -> torch.Tensor:
@@ -166,89 +186,88 @@ def _subset(data: DriveData, n: int, seed: int) -> DriveData:
     return DriveData(data.scenes[idx], data.futures[idx], data.episodes[idx])
 
 
-def train_planner(stage: str, recipe: DriveRecipe, out: Path, weights: Path, data_dir: Path) -> Path:
+def _data_dir(run: Run) -> Path:
+    return run.out / "data"
+
+
+def collect_data(recipe: DriveRecipe, run: Run) -> Path:
+    """Stage ``data``: the expert episodes of every split, cached under ``OUT/data``."""
+    for split in ("train", "val", "test"):
+        load_split(_data_dir(run), split, episodes_table=recipe.episodes)
+    return _data_dir(run)
+
+
+def train_planner(stage: str, recipe: DriveRecipe, run: Run) -> Path:
     """Train one planner stage and save it (with its training card) to ``weights/<stage>``."""
-    from diffcore.checkpoint import save_model
-    from diffcore.train import TrainConfig, train
     from diffdrive.anchors import kmeans_anchors
 
     torch.manual_seed(recipe.seed)
     kind = PLANNERS[stage]
-    train_data = load_split(data_dir, "train", episodes_table=recipe.episodes)
-    val = _subset(load_split(data_dir, "val", episodes_table=recipe.episodes), recipe.eval_samples, recipe.seed)
+    train_data = load_split(_data_dir(run), "train", episodes_table=recipe.episodes)
+    val = _subset(load_split(_data_dir(run), "val", episodes_table=recipe.episodes), recipe.eval_samples, recipe.seed)
     model = DrivePlanner(kind=kind, num_modes=1 if kind == "regression" else recipe.num_modes, d_model=recipe.d_model)
     if kind == "anchored":
         model.anchors.copy_(torch.from_numpy(kmeans_anchors(train_data.futures, recipe.num_modes, seed=recipe.seed)))
     cfg = TrainConfig(
-        steps=recipe.steps, batch_size=recipe.batch, lr=recipe.lr, warmup_steps=recipe.warmup, weight_decay=1e-4,
-        seed=recipe.seed, checkpoint_every=500, log_every=50,
-    )  # fmt: skip
-    run = out / stage
+        steps=recipe.steps,
+        batch_size=recipe.batch,
+        lr=recipe.lr,
+        warmup_steps=recipe.warmup,
+        weight_decay=1e-4,
+        seed=recipe.seed,
+        checkpoint_every=500,
+        log_every=50,
+    )
     ds = SampleDataset(train_data, recipe.steps * recipe.batch, recipe.seed)
     result = train(
         PlannerObjective(model, recipe.cls_weight, recipe.reg_weight),
         ds,
         cfg,
-        run,
+        run.out / stage,
         eval_fn=lambda o, s: open_loop(o.model, val),
         eval_every=recipe.eval_every,
     )
     final = result.objective.model
     metrics = open_loop(final, val)
-    card = {
-        "model": f"diffdrive {stage} planner ({kind})",
-        "data": {
-            "source": "highway-env expert (IDM/MOBIL) episodes, seeds by split (diffdrive.data.SPLIT_SEEDS)",
-            "episodes": recipe.episodes or EPISODES,
+    episodes = recipe.episodes or EPISODES
+    card = TrainingCard(
+        model=f"diffdrive {stage} planner ({kind})",
+        data=f"highway-env expert (IDM/MOBIL) episodes, seeds by split (diffdrive.data.SPLIT_SEEDS): "
+        f"{len(train_data)} training samples; metrics on {len(val)} validation samples",
+        steps=cfg.steps,
+        batch=cfg.batch_size,
+        seed=recipe.seed,
+        parameters=count_parameters(final),
+        seconds=round(logged_seconds(run.out / stage), 1),
+        machine=detect_machine(),
+        command=run.command(stage),
+        metrics={f"val_{k}": round(v, 4) for k, v in metrics.items()},
+        details={
+            "episodes": episodes,
             "train_samples": len(train_data),
             "val_samples_scored": len(val),
+            "config": asdict(cfg),
+            "recipe": asdict(recipe),
         },
-        "steps": cfg.steps,
-        "seed": recipe.seed,
-        "wall_time_s": round(_logged_seconds(run), 1),
-        "machine": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
-        "parameters": sum(p.numel() for p in final.parameters()),
-        "metrics": {f"val_{k}": round(v, 4) for k, v in metrics.items()},
-        "config": asdict(cfg),
-        "recipe": asdict(recipe),
-        "command": f"diffcore train drive --stage {stage} --seed {recipe.seed}",
-    }
-    return save_model(final, weights / stage, card)
+    )
+    return save_model(final, run.weights / stage, card)
 
 
-def _logged_seconds(run: Path) -> float:
-    from diffcore.prior.recipe import _logged_seconds as seconds
-
-    return seconds(run)
+#: stage name -> stage function, in the order ``all`` runs them
+STAGES = {"data": collect_data} | {stage: partial(train_planner, stage) for stage in PLANNERS}
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="diffcore train drive", description="Train the driving planners (resumable).")
-    p.add_argument("--stage", choices=STAGES + ("all",), default="all")
-    p.add_argument("--out", type=Path, default=Path("runs/drive"), help="checkpoints, logs and cached data")
-    p.add_argument("--weights", type=Path, default=WEIGHTS, help="where the weights go (default: the shipped folder)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="override the optimizer steps per planner")
-    p.add_argument("--smoke", action="store_true", help="tiny data and a few steps: checks the recipe end to end")
-    a = p.parse_args(argv)
-    recipe = DriveRecipe(seed=a.seed)
-    if a.smoke:
-        small = {"train": 2, "val": 1, "test": 1}
-        recipe = DriveRecipe(
-            seed=a.seed, steps=4, batch=8, warmup=1, num_modes=4, d_model=32, eval_every=2, eval_samples=16,
-            episodes={"highway": small, "merge": small},
-        )  # fmt: skip
-    if a.steps:
-        recipe = DriveRecipe(**{**asdict(recipe), "steps": a.steps})
-    data_dir = a.out / "data"
-    for stage in STAGES if a.stage == "all" else (a.stage,):
-        t0 = time.perf_counter()
-        if stage == "data":
-            for split in ("train", "val", "test"):
-                load_split(data_dir, split, episodes_table=recipe.episodes)
-        else:
-            train_planner(stage, recipe, a.out, a.weights, data_dir)
-        print(f"drive stage {stage} done in {time.perf_counter() - t0:.0f} s -> {a.weights}")
+    """``diffcore train drive``: collect the data and train every planner (every stage by default)."""
+    run_stages(
+        argv,
+        prog="diffcore train drive",
+        description="Train the driving planners (resumable).",
+        recipe=DriveRecipe(),
+        stages=STAGES,
+        weights=WEIGHTS,
+        out=Path("runs/drive"),
+    )
 
 
 if __name__ == "__main__":
