@@ -26,7 +26,7 @@ def _closed_socket(family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM)
 @pytest.mark.parametrize("call", ["connect", "connect_ex"])
 def test_outside_connection_is_refused_before_connecting(network_guard, call):
     s = _closed_socket()
-    with pytest.raises(network_guard.error, match="10.255.255.1"):
+    with pytest.raises(network_guard.error, match=r"10.255.255.1"):
         getattr(s, call)(OUTSIDE)
     assert len(network_guard.blocked) == 1
     network_guard.blocked.clear()  # expected: don't fail this test at teardown
@@ -43,11 +43,11 @@ def test_outside_ipv6_and_udp_send_are_refused(network_guard):
 
 def test_names_are_refused_without_resolving(network_guard):
     # The guard must refuse the name itself: resolving it would already be a DNS query.
-    with pytest.raises(network_guard.error, match="example.invalid"):
+    with pytest.raises(network_guard.error, match=r"example.invalid"):
         socket.create_connection(("example.invalid", 80), timeout=0.1)
-    with pytest.raises(network_guard.error, match="example.invalid"):
+    with pytest.raises(network_guard.error, match=r"example.invalid"):
         socket.getaddrinfo("example.invalid", 443)
-    with pytest.raises(network_guard.error, match="example.invalid"):
+    with pytest.raises(network_guard.error, match=r"example.invalid"):
         _closed_socket().connect(("example.invalid", 80))
     assert len(network_guard.blocked) == 3
     network_guard.blocked.clear()

@@ -55,13 +55,13 @@ def test_unknown_domain_is_a_typed_error():
 
 def test_broken_plugin_fails_loudly():
     broken = DomainEntry("broken", EntryPoint("broken", "diffcore_no_such_module:domain", "diffcore.domains"))
-    with pytest.raises(PluginError, match="broken.*failed to import"):
+    with pytest.raises(PluginError, match=r"broken.*failed to import"):
         broken.load()
 
 
 def test_plugin_that_is_not_a_declaration_fails_loudly():
     half = DomainEntry("half", EntryPoint("half", "diffcore.errors:DiffcoreError", "diffcore.domains"))
-    with pytest.raises(PluginError, match="not a diffcore.plugins.Domain"):
+    with pytest.raises(PluginError, match=r"not a diffcore.plugins.Domain"):
         half.load()
 
 
@@ -84,7 +84,7 @@ def test_bad_declarations_are_refused(change, match):
 def test_references_resolve_lazily_and_fail_by_name():
     dom = Domain(**{**DECL, "benchmarks": {"x": "diffcore.no_such_module:run", "y": "diffcore.zoo:nothing_here"}})
     assert dict(dom.benchmarks) == {"x": "diffcore.no_such_module:run", "y": "diffcore.zoo:nothing_here"}
-    with pytest.raises(PluginError, match="cannot import diffcore.no_such_module"):
+    with pytest.raises(PluginError, match=r"cannot import diffcore.no_such_module"):
         dom.benchmark("x")
     with pytest.raises(PluginError, match="has no attribute nothing_here"):
         dom.benchmark("y")

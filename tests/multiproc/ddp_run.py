@@ -19,7 +19,7 @@ from diffcore.train import TrainConfig, train
 
 # the same toy objective and data as the single-process tests
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages" / "diffcore" / "tests"))
-from test_train import Regression, Table  # noqa: E402
+from test_train import Regression, Table
 
 
 def main() -> None:

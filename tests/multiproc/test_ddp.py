@@ -55,11 +55,23 @@ def _launch(flags: list[str], out_dir: Path, hf_home: Path) -> None:
         HF_HUB_OFFLINE="1",
     )
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch",
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
         *flags,
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(SCRIPT), str(out_dir), "--steps", str(STEPS), "--batch-size", str(GLOBAL_BATCH),
-    ]  # fmt: skip
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(SCRIPT),
+        str(out_dir),
+        "--steps",
+        str(STEPS),
+        "--batch-size",
+        str(GLOBAL_BATCH),
+    ]
     # A session of its own, so a hung run is killed with all its workers, not just the launcher.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

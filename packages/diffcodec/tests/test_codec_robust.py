@@ -190,7 +190,7 @@ def test_rate_index_out_of_range_with_a_valid_crc(codecs, blobs, method):
 @pytest.mark.parametrize("method", METHODS)
 def test_wrong_payload_counts(codecs, blobs, method):
     header, payloads = unpack(blobs[method][0])
-    for bad in ([payloads[0]], [payloads[1]], payloads + [b""], payloads + payloads, [b""] * MAX_PAYLOADS):
+    for bad in ([payloads[0]], [payloads[1]], [*payloads, b""], payloads + payloads, [b""] * MAX_PAYLOADS):
         with pytest.raises(HostileBitstreamError):
             codecs[method].decompress(pack(header, bad))
 
@@ -238,7 +238,7 @@ def test_overlong_and_ff_run_rans_strings_are_refused(codecs, blobs, method):
 def test_forged_rans_strings_decode_deterministically_or_are_refused(codecs, blobs, method):
     """Forged strings of whole words pass the guard and decode to garbage, but the same garbage every time
     (without the padding the decoder read heap memory past the string) or to a clear error."""
-    header, (y, w) = unpack(blobs[method][0])
+    header, (_y, _w) = unpack(blobs[method][0])
     rng = random.Random(7)
     codec = codecs[method]
     for n_words in (2, 3, 16, 200):

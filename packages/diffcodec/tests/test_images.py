@@ -88,7 +88,7 @@ def test_grayscale_with_a_transparent_key():
 
 
 def test_rgba_and_la(rgb):
-    alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
+    alpha = np.full((*rgb.shape[:2], 1), 255, np.uint8)
     rgba = np.concatenate([rgb, alpha], axis=2)
     np.testing.assert_array_equal(to_rgb(Image.fromarray(rgba, "RGBA")), rgb)
     np.testing.assert_array_equal(to_rgb(rgba), rgb)
@@ -249,7 +249,7 @@ def test_other_modes_code_like_their_rgb(codecs, method, small_image):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_transparent_and_float_images_are_refused_by_compress(codecs, method, small_image):
-    rgba = np.concatenate([small_image, np.zeros(small_image.shape[:2] + (1,), np.uint8)], axis=2)
+    rgba = np.concatenate([small_image, np.zeros((*small_image.shape[:2], 1), np.uint8)], axis=2)
     with pytest.raises(UnsupportedImageError, match="transparent"):
         codecs[method].compress(rgba)
     with pytest.raises(UnsupportedImageError, match="uint8"):

@@ -41,7 +41,7 @@ def test_demo_builds_with_every_method_available():
 
 @pytest.mark.parametrize("method", ["oscar", "hyperprior"])
 def test_compress_then_decode_the_downloaded_blob(method, photo, weights):
-    (before, after), original, decoded, info, blob_path = ui._compress(photo, method, 0, True, progress=_no_progress)
+    (before, after), _original, decoded, info, blob_path = ui._compress(photo, method, 0, True, progress=_no_progress)
     blob = Path(blob_path).read_bytes()
     assert blob_path.endswith(".dfc")
     assert np.array_equal(np.asarray(before), np.asarray(photo)) and after is decoded

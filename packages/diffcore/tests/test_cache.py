@@ -173,7 +173,7 @@ def test_bad_input_is_typed(tinysd, noise):
         cache.apply(unet, cache.DeepCacheConfig(branch=9))
     with pytest.raises(InvalidInputError, match="no cache applies"):
         cache.apply(unet, {"interval": 3})
-    with pytest.raises(UnknownNameError, match="up_blocks.7"):
+    with pytest.raises(UnknownNameError, match=r"up_blocks.7"):
         search.profile(unet, search.Calibration("ddim", 4, noise), ["up_blocks.7"])
     with cache.apply(unet, cache.DeepCacheConfig(interval=2)):
         with pytest.raises(InvalidInputError, match="already has"):

@@ -116,7 +116,7 @@ def test_missing_folder_and_missing_config(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         load_model(UNet2DModel, tmp_path / "nowhere")
     (tmp_path / "noconfig").mkdir()
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config.json"):
         load_model(UNet2DModel, tmp_path / "noconfig")
     with pytest.raises(CheckpointError, match="cannot read training card"):
         load_card(tmp_path / "noconfig")
@@ -126,7 +126,7 @@ def test_config_without_weights(saved, tmp_path):
     folder = tmp_path / "noweights"
     folder.mkdir()
     shutil.copy(saved / "config.json", folder)
-    with pytest.raises(CheckpointError, match="no .safetensors"):
+    with pytest.raises(CheckpointError, match=r"no .safetensors"):
         check_folder(folder)
 
 

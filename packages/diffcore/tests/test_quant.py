@@ -198,7 +198,7 @@ def test_bad_calls_are_refused(unet: UNet2DModel) -> None:
         quantize(unet, QuantConfig(calibrator="minmax"), calibrate=lambda: None)
     with pytest.raises(InvalidInputError, match="must be a QuantConfig"):
         quantize(unet, {"weight_bits": 8})
-    with pytest.raises(InvalidInputError, match="no nn.Conv2d / nn.Linear"):
+    with pytest.raises(InvalidInputError, match=r"no nn.Conv2d / nn.Linear"):
         quantize(unet, QuantConfig(act_bits=None, keep_float=("*",)))
     assert not is_quantized(unet)
 
@@ -324,7 +324,7 @@ def test_calibration_timesteps_ndtc_skews_toward_data_end() -> None:
     assert calibration_timesteps(torch.tensor([10, 5]), 5) == [10, 5]
     with pytest.raises(InvalidInputError, match="ndtc"):
         calibration_timesteps(steps, 3, method="gauss")
-    with pytest.raises(InvalidInputError, match="mean <= 0.5"):
+    with pytest.raises(InvalidInputError, match=r"mean <= 0.5"):
         calibration_timesteps(steps, 3, mean=0.8)
 
 

@@ -70,12 +70,19 @@ def test_v1_autoencoder_on_a_holdout_photo():
 
 def _rows(psnr: list[float], delta_e: list[float], ms: float) -> list[dict]:
     rows = [
-        {"photo": f"p{i}", "bicubic ×4 PSNR dB": 30.0, "bicubic ×4 ΔE00": 2.0, "v PSNR dB": p, "v − bicubic dB": p - 30.0,
-         "v ΔE00": d, "v MS-SSIM": ms}
+        {
+            "photo": f"p{i}",
+            "bicubic ×4 PSNR dB": 30.0,
+            "bicubic ×4 ΔE00": 2.0,
+            "v PSNR dB": p,
+            "v − bicubic dB": p - 30.0,
+            "v ΔE00": d,
+            "v MS-SSIM": ms,
+        }
         for i, (p, d) in enumerate(zip(psnr, delta_e))
-    ]  # fmt: skip
+    ]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "photo"}
-    return rows + [{"photo": "**mean**", **mean}]
+    return [*rows, {"photo": "**mean**", **mean}]
 
 
 @pytest.mark.parametrize(

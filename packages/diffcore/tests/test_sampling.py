@@ -18,6 +18,7 @@ Errors are RMS over 256 samples × 4 coordinates (data scale: component means
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -112,7 +113,7 @@ def ode(x: torch.Tensor, sigma_start: float, sigma_end: float, *, n: int = 500) 
     def f(x: torch.Tensor, u: float) -> torch.Tensor:
         return x - posterior_mean(x, math.exp(u))
 
-    for u0, u1 in zip(us[:-1], us[1:]):
+    for u0, u1 in itertools.pairwise(us):
         h = u1 - u0
         k1 = f(x, u0)
         k2 = f(x + h / 2 * k1, u0 + h / 2)
@@ -181,7 +182,7 @@ def test_register_sampler_adds_a_usable_name(x_T: torch.Tensor) -> None:
 @pytest.mark.parametrize("name", DETERMINISTIC)
 def test_deterministic_sampler_converges_to_the_ode(name: str, x_T: torch.Tensor, reference: torch.Tensor) -> None:
     errors = [rms(run(name, x_T, n), reference) for n in STEPS]
-    assert all(a > b for a, b in zip(errors, errors[1:])), f"{name}: error does not decrease with steps: {errors}"
+    assert all(a > b for a, b in itertools.pairwise(errors)), f"{name}: error does not decrease with steps: {errors}"
     assert errors[-1] < TOL_AT_1000[name], f"{name}: {errors[-1]:.2e} at 1000 steps"
 
 
@@ -502,8 +503,9 @@ def test_diffusers_models_are_called_directly() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     blocks = dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 8), layers_per_block=1)
-    unet = UNet2DModel(**blocks, down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
-                       norm_num_groups=4, num_class_embeds=3).eval()  # fmt: skip
+    unet = UNet2DModel(
+        **blocks, down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=4, num_class_embeds=3
+    ).eval()
     labels = torch.tensor([0, 2])
     by_hand = sample(lambda x, t, c: unet(x, t, class_labels=c).sample, "ddim", x, steps=3, cond=labels, progress=False)
     assert torch.equal(sample(unet, "ddim", x, steps=3, cond=labels, progress=False), by_hand)

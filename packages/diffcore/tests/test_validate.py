@@ -23,7 +23,7 @@ def test_good_seeds_come_back_as_ints_both_generators_take(seed):
     torch.Generator().manual_seed(s)
 
 
-@pytest.mark.parametrize("seed", BAD_SEEDS + (np.True_, 2**63, -(2**31)))
+@pytest.mark.parametrize("seed", (*BAD_SEEDS, np.True_, 2**63, -(2**31)))
 def test_bad_seeds_are_refused_naming_the_value(seed):
     with pytest.raises(InvalidInputError, match=r"seed must be an integer in \[0, 2\*\*32\), got ") as e:
         check_seed(seed)

@@ -87,7 +87,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
         raise BadMagicError("not a diffcodec bitstream (the magic bytes 'DFCX' are missing)")
     if len(blob) < _FIXED.size + 4:
         raise TruncatedError(f"blob of {len(blob)} bytes is shorter than a diffcodec header")
-    magic, version, method_id, rate, n, height, width = _FIXED.unpack_from(blob)
+    _magic, version, method_id, rate, n, height, width = _FIXED.unpack_from(blob)
     if version != VERSION:
         raise UnsupportedVersionError(f"bitstream format version {version}; this diffcodec reads version {VERSION}")
     methods = {v: k for k, v in METHODS.items()}

@@ -360,7 +360,7 @@ def goal_check(per_image: list[dict[str, Any]], means: list[dict[str, Any]]) -> 
             if not losses and not any(c["win"] for c in counts.values()):
                 by_default.append(name)  # never compared head to head: it cannot make files this small
 
-            def say(c: dict[str, int]) -> str:
+            def say(c: dict[str, int], name: str = name) -> str:
                 return f"{c['win']} wins, {c['loss']} losses, {c['uncontested']} where {name} cannot go this low"
 
             text = (

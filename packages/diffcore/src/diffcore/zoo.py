@@ -13,9 +13,17 @@ from diffcore.checkpoint import load_model
 from diffcore.errors import InvalidInputError, UnknownNameError
 from diffcore.prior.dit import TinyDiT
 
-__all__ = ["TinyDiT", "TinySD", "load_tinydit", "load_tinysd", "shared_tinysd"]
+__all__ = ["TinyDiT", "TinySD", "load_autoencoder", "load_tinydit", "load_tinysd", "shared_tinysd"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+#: shipped tinysd versions with an autoencoder (folders under ``weights/``); v2's is the colour-faithful one
+AUTOENCODER_NAMES: tuple[str, ...] = ("tinysd", "tinysd-v2")
+#: shipped tinysd versions with their UNet too (what :func:`load_tinysd` loads); v2's UNet is trained on
+#: its autoencoder's latents next (issue 14), then v2 becomes the default
+TINYSD_NAMES: tuple[str, ...] = ("tinysd",)
+#: the version :func:`load_tinysd` returns when no name is given
+DEFAULT_TINYSD = "tinysd"
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,12 @@ class TinySD:
         return int(self.vae.config.latent_channels)
 
 
-def _root(name: str | None, path: str | Path | None) -> Path:
-    """The weights folder of a shipped tinysd version, or ``path``."""
+def _root(name: str | None, path: str | Path | None, names: tuple[str, ...] = TINYSD_NAMES) -> Path:
+    """The weights folder of a shipped tinysd version among ``names``, or ``path``."""
     if name is not None and path is not None:
         raise InvalidInputError("give a shipped tinysd name or a path, not both")
-    if name is not None and name not in TINYSD_NAMES:
-        raise UnknownNameError(f"no shipped tinysd {name!r}; shipped: {', '.join(TINYSD_NAMES)}")
+    if name is not None and name not in names:
+        raise UnknownNameError(f"no shipped tinysd {name!r} here; shipped: {', '.join(names)}")
     return Path(path) if path is not None else WEIGHTS / (name or DEFAULT_TINYSD)
 
 
@@ -49,12 +57,6 @@ def _device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError("device='cuda' was asked for but CUDA is not available; use device='cpu'")
     return dev
-
-
-#: shipped tinysd versions (folders under ``weights/``); v2 has the colour-faithful autoencoder
-TINYSD_NAMES: tuple[str, ...] = ("tinysd", "tinysd-v2")
-#: the version :func:`load_tinysd` returns when no name is given
-DEFAULT_TINYSD = "tinysd"
 
 
 def load_tinysd(
@@ -81,6 +83,21 @@ def load_tinysd(
     vae = load_model(AutoencoderKL, root / "autoencoder", torch_dtype=dtype).to(dev).eval()
     unet = load_model(UNet2DModel, root / "unet", torch_dtype=dtype).to(dev).eval()
     return TinySD(vae=vae, unet=unet, scheduler_config=dict(SCHEDULER_CONFIG))
+
+
+def load_autoencoder(
+    name: str | None = None,
+    *,
+    path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> AutoencoderKL:
+    """Load a shipped tinysd version's autoencoder (one of :data:`AUTOENCODER_NAMES`), or the one under ``path``.
+
+    ``path`` is a tinysd weights root holding ``autoencoder/``. Returned in eval mode on ``device``.
+    """
+    root = _root(name, path, AUTOENCODER_NAMES)
+    return load_model(AutoencoderKL, root / "autoencoder", torch_dtype=dtype).to(_device(device)).eval()
 
 
 def load_tinydit(

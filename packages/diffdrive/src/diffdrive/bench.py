@@ -94,8 +94,17 @@ def open_loop_rows(planners: dict[str, Planner], test: DriveData) -> list[dict[s
     ts = 0.5 * np.arange(1, test.futures.shape[1] + 1)
     err = np.hypot(test.futures[..., 0] - v[:, None] * ts, test.futures[..., 1])
     ade, fde = float(err.mean()), float(err[:, -1].mean())
-    rows.append({"planner": "constant velocity", "modes": 1, "minADE (m)": ade, "minFDE (m)": fde,
-                 "ADE chosen (m)": ade, "FDE chosen (m)": fde, "mode diversity (m)": 0.0})  # fmt: skip
+    rows.append(
+        {
+            "planner": "constant velocity",
+            "modes": 1,
+            "minADE (m)": ade,
+            "minFDE (m)": fde,
+            "ADE chosen (m)": ade,
+            "FDE chosen (m)": fde,
+            "mode diversity (m)": 0.0,
+        }
+    )
     return rows
 
 
@@ -108,7 +117,7 @@ def latency_rows(
     rows = []
     for batch in batches:
         x = scenes[:batch]
-        variants = {label: (lambda p=p: p.plan_batch(x, seed=0)) for label, p in planners.items()}
+        variants = {label: (lambda p=p, x=x: p.plan_batch(x, seed=0)) for label, p in planners.items()}
         timing = time_paired(variants, baseline=BASELINE, repeats=repeats, warmup=3, sync=sync)
         for label, p in planners.items():
             t = timing[label]
@@ -121,7 +130,7 @@ def latency_rows(
                     f"time / {BASELINE}": t.ratio,
                     "speed-up": t.speedup,
                     "ratio IQR": f"{t.ratio_iqr[0]:.3f}–{t.ratio_iqr[1]:.3f}",
-                    "MFLOPs": count_flops(lambda p=p: p.plan_batch(x, seed=0)) / 1e6,
+                    "MFLOPs": count_flops(lambda p=p, x=x: p.plan_batch(x, seed=0)) / 1e6,
                 }
             )
     return rows

@@ -153,9 +153,19 @@ def run_episode(scenario: str, driver: Driver, seed: int, *, render: bool = Fals
     acc = np.diff(sp) / DT
     jerk = float(np.abs(np.diff(acc) / DT).mean()) if len(acc) > 1 else 0.0
     return Episode(
-        scenario, seed, driver.name, collided, progress, float(np.mean(on_road)), float(sp[1:].mean()), jerk,
-        steps * DT, lat, frames, plans,
-    )  # fmt: skip
+        scenario,
+        seed,
+        driver.name,
+        collided,
+        progress,
+        float(np.mean(on_road)),
+        float(sp[1:].mean()),
+        jerk,
+        steps * DT,
+        lat,
+        frames,
+        plans,
+    )
 
 
 def evaluate(driver: Driver, scenario: str, seeds: list[int], *, progress: bool = True) -> tuple[dict[str, float], list[Episode]]:

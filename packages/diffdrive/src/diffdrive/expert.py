@@ -21,8 +21,12 @@ def install_expert(env, rng: np.random.Generator) -> None:
     u = env.unwrapped
     old = u.vehicle
     new = IDMVehicle(
-        u.road, old.position, heading=old.heading, speed=old.speed,
-        target_lane_index=old.lane_index, target_speed=float(rng.uniform(*SPEED_RANGE)),
-    )  # fmt: skip
+        u.road,
+        old.position,
+        heading=old.heading,
+        speed=old.speed,
+        target_lane_index=old.lane_index,
+        target_speed=float(rng.uniform(*SPEED_RANGE)),
+    )
     u.road.vehicles[u.road.vehicles.index(old)] = new
     u.controlled_vehicles[0] = new

@@ -72,8 +72,16 @@ def _decoder(s: Setting, ar: ARLM, sdar: BlockDiffusionLM, prompts: list[list[in
     gen = torch.Generator().manual_seed(seed) if s.temperature > 0 else None
     if s.ar:
         return decode.ar(ar.model, prompts, max_new_tokens=new, eos_id=tok.eos_token_id, temperature=s.temperature, generator=gen)
-    kw = dict(max_new_tokens=new, block=s.block, mask_id=tok.mask_token_id, eos_id=tok.eos_token_id, threshold=s.threshold,
-              temperature=s.temperature, steps=s.steps, generator=gen)  # fmt: skip
+    kw = dict(
+        max_new_tokens=new,
+        block=s.block,
+        mask_id=tok.mask_token_id,
+        eos_id=tok.eos_token_id,
+        threshold=s.threshold,
+        temperature=s.temperature,
+        steps=s.steps,
+        generator=gen,
+    )
     if s.dkv:
         return decode.blocks_dkv(sdar.model, prompts[0], refresh=s.refresh, **kw)
     return decode.blocks(sdar.model, prompts, **kw)
@@ -95,8 +103,14 @@ def batch1_rows(ar: ARLM, sdar: BlockDiffusionLM, prompts: list[list[int]], new:
     rows = []
     base = {0.0: stats["AR greedy"].summary(), SAMPLED: stats[f"AR T={SAMPLED}"].summary()}
     for s in sets:
-        row = {"setting": s.label, "block": s.block or "–", "threshold": s.threshold if not s.ar else "–",
-               "temperature": s.temperature, "dKV": "yes" if s.dkv else "no", **stats[s.label].summary()}  # fmt: skip
+        row = {
+            "setting": s.label,
+            "block": s.block or "–",
+            "threshold": s.threshold if not s.ar else "–",
+            "temperature": s.temperature,
+            "dKV": "yes" if s.dkv else "no",
+            **stats[s.label].summary(),
+        }
         row["speed vs AR (same T)"] = row["tokens / s"] / base[s.temperature]["tokens / s"]
         row["gen-ppl vs AR (same T)"] = row["gen-ppl (AR-scored)"] / base[s.temperature]["gen-ppl (AR-scored)"]
         if s.ar:
@@ -121,11 +135,17 @@ def batch_rows(ar: ARLM, sdar: BlockDiffusionLM, prompts: list[list[int]], new: 
         g, t = runs[s.label], timing[s.label]
         longest = max(len(x) for x in g.tokens)
         tokens = sum(len(x) for x in g.tokens)
-        rows.append({
-            "setting": s.label, "batch": len(prompts), "forwards / token": g.forwards / max(longest, 1),
-            "tokens / s": tokens / t.seconds, "seconds (median)": t.seconds, "speed vs AR": 1 / t.ratio,
-            "ratio IQR": f"{t.ratio_iqr[0]:.3f}–{t.ratio_iqr[1]:.3f}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "setting": s.label,
+                "batch": len(prompts),
+                "forwards / token": g.forwards / max(longest, 1),
+                "tokens / s": tokens / t.seconds,
+                "seconds (median)": t.seconds,
+                "speed vs AR": 1 / t.ratio,
+                "ratio IQR": f"{t.ratio_iqr[0]:.3f}–{t.ratio_iqr[1]:.3f}",
+            }
+        )
     return rows
 
 
@@ -143,8 +163,13 @@ def forward_cost_rows(model, repeats: int) -> list[dict[str, Any]]:
     def step(q: int):
         def f():
             attn = torch.ones(1, 1, q, 96 + q, dtype=torch.bool)
-            model(input_ids=torch.full((1, q), 5), attention_mask=attn, position_ids=torch.arange(96, 96 + q)[None],
-                  cache=cache, use_cache=True)  # fmt: skip
+            model(
+                input_ids=torch.full((1, q), 5),
+                attention_mask=attn,
+                position_ids=torch.arange(96, 96 + q)[None],
+                cache=cache,
+                use_cache=True,
+            )
             cache.crop(-q)
 
         return f
@@ -332,8 +357,13 @@ def run(
     )
     report.table("One forward pass by query length (96 cached tokens)", forward_cost_rows(sdar.model, 3 if quick else 30))
     check_goals(report, b1, bn)
-    report.text("Samples (first prompt)", "Prompt: `" + _inline(ar.tokenizer.decode(prompts[0])) + "`\n\n"
-                + "\n".join(f"- {k}: `{_inline(v)}`" for k, v in examples.items()))  # fmt: skip
+    report.text(
+        "Samples (first prompt)",
+        "Prompt: `"
+        + _inline(ar.tokenizer.decode(prompts[0]))
+        + "`\n\n"
+        + "\n".join(f"- {k}: `{_inline(v)}`" for k, v in examples.items()),
+    )
     for p in _plots(report, b1):
         report.image(p.stem.split("_", 1)[1].title(), p)
     return report.write()

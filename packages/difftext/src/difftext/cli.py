@@ -50,10 +50,24 @@ def _generate(a: argparse.Namespace) -> int:
     if a.model == "ar":
         r = ar.generate(a.prompt, a.max_new_tokens, temperature=a.temperature, seed=a.seed)
     else:
-        r = sdar.generate(a.prompt, a.max_new_tokens, block_size=a.block_size, threshold=a.threshold,
-                          temperature=a.temperature, seed=a.seed, dkv=a.dkv, refresh=a.refresh, steps=a.steps)  # fmt: skip
-    stats = {"model": a.model, "tokens": len(r.tokens), "forwards": r.forwards,
-             "forwards_per_token": round(r.forwards_per_token, 4), "seconds": round(r.seconds, 4)}  # fmt: skip
+        r = sdar.generate(
+            a.prompt,
+            a.max_new_tokens,
+            block_size=a.block_size,
+            threshold=a.threshold,
+            temperature=a.temperature,
+            seed=a.seed,
+            dkv=a.dkv,
+            refresh=a.refresh,
+            steps=a.steps,
+        )
+    stats = {
+        "model": a.model,
+        "tokens": len(r.tokens),
+        "forwards": r.forwards,
+        "forwards_per_token": round(r.forwards_per_token, 4),
+        "seconds": round(r.seconds, 4),
+    }
     print(a.prompt + r.text)
     print(" ".join(f"{k}={v}" for k, v in stats.items()), file=sys.stderr)
     if a.json:
@@ -75,7 +89,7 @@ def _eval(a: argparse.Namespace) -> int:
     prompts = prompts_from(tok, a.split, n=a.prompts, data=a.data)
     stats = {"ar": SampleStats(), "sdar": SampleStats()}
     for i, p in enumerate(prompts):
-        gen = lambda: torch.Generator().manual_seed(a.seed + i) if a.temperature > 0 else None  # noqa: E731
+        gen = lambda i=i: torch.Generator().manual_seed(a.seed + i) if a.temperature > 0 else None  # noqa: E731
         kw = dict(max_new_tokens=a.max_new_tokens, eos_id=tok.eos_token_id, temperature=a.temperature)
         g = decode.run(decode.ar(ar.model, [p], generator=gen(), **kw))
         stats["ar"].add(ar.model, p, g.tokens[0], g.forwards, g.seconds)
@@ -84,10 +98,17 @@ def _eval(a: argparse.Namespace) -> int:
         g = decode.run(dec)
         stats["sdar"].add(ar.model, p, g.tokens[0], g.forwards, g.seconds, g.steps_per_block)
     out = {
-        "split": a.split, "prompts": len(prompts), "max_new_tokens": a.max_new_tokens, "block_size": a.block_size,
-        "threshold": a.threshold, "steps": a.steps, "temperature": a.temperature, "dkv": a.dkv, "seed": a.seed,
+        "split": a.split,
+        "prompts": len(prompts),
+        "max_new_tokens": a.max_new_tokens,
+        "block_size": a.block_size,
+        "threshold": a.threshold,
+        "steps": a.steps,
+        "temperature": a.temperature,
+        "dkv": a.dkv,
+        "seed": a.seed,
         "models": {k: v.summary() for k, v in stats.items()},
-    }  # fmt: skip
+    }
     for k, v in out["models"].items():
         print(f"{k:5s} " + "  ".join(f"{m}={x:.3f}" if isinstance(x, float) else f"{m}={x}" for m, x in v.items()))
     if a.json:

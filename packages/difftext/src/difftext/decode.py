@@ -111,8 +111,15 @@ def _has_eos(rows: torch.Tensor, eos_id: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ar(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: int, temperature: float = 0.0,
-       generator: torch.Generator | None = None) -> Decoder:  # fmt: skip
+def ar(
+    model,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    eos_id: int,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Decoder:
     """AR decoding with a KV cache: one forward pass per token (greedy at temperature 0)."""
     from transformers import DynamicCache
 
@@ -161,9 +168,19 @@ def _block_view(x: torch.Tensor, start: int, mask_id: int) -> list[int | None]:
 
 
 @torch.no_grad()
-def blocks(model, prompts: list[list[int]], *, max_new_tokens: int, block: int, mask_id: int, eos_id: int,
-           threshold: float = 0.9, temperature: float = 0.0, steps: int | None = None,
-           generator: torch.Generator | None = None) -> Decoder:  # fmt: skip
+def blocks(
+    model,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    block: int,
+    mask_id: int,
+    eos_id: int,
+    threshold: float = 0.9,
+    temperature: float = 0.0,
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Decoder:
     """SDAR block diffusion decoding, exact, for a batch of equal-length prompts (see the module doc)."""
     from transformers import DynamicCache
 
@@ -187,20 +204,34 @@ def blocks(model, prompts: list[list[int]], *, max_new_tokens: int, block: int, 
         while (x == mask_id).any():
             q = torch.cat([ctx, x], 1)
             past = cache.get_seq_length()
-            attn = torch.cat([torch.ones(q.shape[1], past, dtype=torch.bool, device=dev),
-                              block_causal(q.shape[1], block, dev)], 1)  # fmt: skip
-            logits = model(input_ids=q, attention_mask=attn[None, None].expand(B, 1, -1, -1),
-                           position_ids=torch.arange(pos, pos + q.shape[1], device=dev)[None].expand(B, -1),
-                           cache=cache, use_cache=True).logits[:, -block:]  # fmt: skip
+            attn = torch.cat(
+                [torch.ones(q.shape[1], past, dtype=torch.bool, device=dev), block_causal(q.shape[1], block, dev)], 1
+            )
+            logits = model(
+                input_ids=q,
+                attention_mask=attn[None, None].expand(B, 1, -1, -1),
+                position_ids=torch.arange(pos, pos + q.shape[1], device=dev)[None].expand(B, -1),
+                cache=cache,
+                use_cache=True,
+            ).logits[:, -block:]
             cache.crop(-block)  # the current block's keys and values go; a clean ctx's stay
             pos += ctx.shape[1]
             ctx = ctx[:, :0]
             forwards += 1
-            x = sched.step(_no_mask(logits, mask_id), n, x, mask_token_id=mask_id, temperature=temperature, threshold=threshold,
-                           prompt_mask=prompt_mask, generator=generator).prev_sample  # fmt: skip
+            x = sched.step(
+                _no_mask(logits, mask_id),
+                n,
+                x,
+                mask_token_id=mask_id,
+                temperature=temperature,
+                threshold=threshold,
+                prompt_mask=prompt_mask,
+                generator=generator,
+            ).prev_sample
             n += 1
-            yield Step(_cut(out[:1], eos_id, max_new_tokens)[0], _block_view(x, given, mask_id), forwards,
-                       time.perf_counter() - t0)  # fmt: skip
+            yield Step(
+                _cut(out[:1], eos_id, max_new_tokens)[0], _block_view(x, given, mask_id), forwards, time.perf_counter() - t0
+            )
         steps.append(n)
         out = torch.cat([out, x[:, given:]], 1)
         if out.shape[1] >= max_new_tokens or _has_eos(out, eos_id).all():
@@ -211,9 +242,20 @@ def blocks(model, prompts: list[list[int]], *, max_new_tokens: int, block: int, 
 
 
 @torch.no_grad()
-def blocks_dkv(model, prompt: list[int], *, max_new_tokens: int, block: int, mask_id: int, eos_id: int,
-               threshold: float = 0.9, temperature: float = 0.0, steps: int | None = None, refresh: int = 0,
-               generator: torch.Generator | None = None) -> Decoder:  # fmt: skip
+def blocks_dkv(
+    model,
+    prompt: list[int],
+    *,
+    max_new_tokens: int,
+    block: int,
+    mask_id: int,
+    eos_id: int,
+    threshold: float = 0.9,
+    temperature: float = 0.0,
+    steps: int | None = None,
+    refresh: int = 0,
+    generator: torch.Generator | None = None,
+) -> Decoder:
     """Block diffusion decoding with dKV-Cache's delayed caching, one sequence (see the module doc)."""
     from transformers import DynamicCache
 
@@ -243,18 +285,35 @@ def blocks_dkv(model, prompt: list[int], *, max_new_tokens: int, block: int, mas
         past = cache.get_seq_length()
         attn = torch.ones(len(q_tok), past + len(q_tok), dtype=torch.bool, device=dev)
         attn[:, past:] = torch.tensor(q_pos, device=dev)[None] // block <= torch.tensor(q_pos, device=dev)[:, None] // block
-        logits = model(input_ids=torch.tensor([q_tok], device=dev), attention_mask=attn[None, None],
-                       position_ids=torch.tensor([q_pos], device=dev), cache=cache, use_cache=True).logits  # fmt: skip
+        logits = model(
+            input_ids=torch.tensor([q_tok], device=dev),
+            attention_mask=attn[None, None],
+            position_ids=torch.tensor([q_pos], device=dev),
+            cache=cache,
+            use_cache=True,
+        ).logits
         forwards += 1
         cache.crop(-len(masked))  # keep the pending tokens' keys and values, drop the masked ones'
         block_logits = torch.zeros(1, block, logits.shape[-1], device=dev, dtype=logits.dtype)
         block_logits[0, masked] = logits[0, len(pending) :]
         before = x.clone()
-        x = sched.step(_no_mask(block_logits, mask_id), n, x, mask_token_id=mask_id, temperature=temperature, threshold=threshold,
-                       prompt_mask=prompt_mask, generator=generator).prev_sample  # fmt: skip
+        x = sched.step(
+            _no_mask(block_logits, mask_id),
+            n,
+            x,
+            mask_token_id=mask_id,
+            temperature=temperature,
+            threshold=threshold,
+            prompt_mask=prompt_mask,
+            generator=generator,
+        ).prev_sample
         n += 1
-        yield Step(_cut(torch.tensor([out]), eos_id, max_new_tokens)[0], _block_view(x, given, mask_id), forwards,
-                   time.perf_counter() - t0)  # fmt: skip
+        yield Step(
+            _cut(torch.tensor([out]), eos_id, max_new_tokens)[0],
+            _block_view(x, given, mask_id),
+            forwards,
+            time.perf_counter() - t0,
+        )
         pending = [(int(x[0, i]), pos + i) for i in masked if before[0, i] == mask_id and x[0, i] != mask_id]
         if (x == mask_id).any():
             continue

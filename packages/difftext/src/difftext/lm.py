@@ -70,8 +70,9 @@ def _load(path: str, device: str):
 
     p = Path(path)
     if not (p / "config.json").is_file() or not (p / "model.safetensors").is_file():
-        raise CheckpointError(f"{p} holds no difftext model (config.json and model.safetensors); train one with "
-                              "`difftext train --weights ROOT`")  # fmt: skip
+        raise CheckpointError(
+            f"{p} holds no difftext model (config.json and model.safetensors); train one with `difftext train --weights ROOT`"
+        )
     try:
         tok = load_tokenizer(p)
         model = LlamaForCausalLM.from_pretrained(p, use_safetensors=True, dtype=torch.float32)
@@ -153,8 +154,14 @@ class ARLM(_LM):
     def _decoder(self, prompt: str, max_new_tokens: int, temperature: float, seed: int) -> tuple[list[int], decode.Decoder]:
         ids = self.encode(prompt, max_new_tokens)
         gen = self._generator(seed, temperature)
-        return ids, decode.ar(self.model, [ids], max_new_tokens=max_new_tokens, eos_id=self.tokenizer.eos_token_id,
-                              temperature=temperature, generator=gen)  # fmt: skip
+        return ids, decode.ar(
+            self.model,
+            [ids],
+            max_new_tokens=max_new_tokens,
+            eos_id=self.tokenizer.eos_token_id,
+            temperature=temperature,
+            generator=gen,
+        )
 
     def generate(self, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0) -> TextResult:
         return self._run(*self._decoder(prompt, max_new_tokens, temperature, seed))
@@ -178,32 +185,67 @@ class BlockDiffusionLM(_LM):
         if block_size not in BLOCK_SIZES:
             raise BlockSizeError(f"the model was trained for block sizes {BLOCK_SIZES}, not {block_size}")
 
-    def _decoder(self, prompt: str, max_new_tokens: int, block_size: int, threshold: float, temperature: float,
-                 seed: int, dkv: bool, refresh: int, steps: int | None) -> tuple[list[int], decode.Decoder]:  # fmt: skip
+    def _decoder(
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        block_size: int,
+        threshold: float,
+        temperature: float,
+        seed: int,
+        dkv: bool,
+        refresh: int,
+        steps: int | None,
+    ) -> tuple[list[int], decode.Decoder]:
         self.check_block(block_size)
         decode.check_params(threshold, temperature, max_new_tokens)
         decode.check_steps(block_size, steps)
         ids = self.encode(prompt, max_new_tokens + block_size)  # the last block may run past max_new_tokens
         gen = self._generator(seed, temperature)
-        kw = dict(max_new_tokens=max_new_tokens, block=block_size, mask_id=self.tokenizer.mask_token_id,
-                  eos_id=self.tokenizer.eos_token_id, threshold=threshold, temperature=temperature, steps=steps,
-                  generator=gen)  # fmt: skip
+        kw = dict(
+            max_new_tokens=max_new_tokens,
+            block=block_size,
+            mask_id=self.tokenizer.mask_token_id,
+            eos_id=self.tokenizer.eos_token_id,
+            threshold=threshold,
+            temperature=temperature,
+            steps=steps,
+            generator=gen,
+        )
         if dkv:
             return ids, decode.blocks_dkv(self.model, ids, refresh=refresh, **kw)
         if refresh:
             raise InvalidInputError("refresh applies to dKV-Cache decoding only (dkv=True)")
         return ids, decode.blocks(self.model, [ids], **kw)
 
-    def generate(self, prompt: str, max_new_tokens: int = 64, block_size: int = 4, threshold: float = 0.9,
-                 temperature: float = 0.0, seed: int = 0, dkv: bool = False, refresh: int = 0,
-                 steps: int | None = None) -> TextResult:  # fmt: skip
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int = 64,
+        block_size: int = 4,
+        threshold: float = 0.9,
+        temperature: float = 0.0,
+        seed: int = 0,
+        dkv: bool = False,
+        refresh: int = 0,
+        steps: int | None = None,
+    ) -> TextResult:
         """Continue ``prompt``. ``steps``: denoising steps per block (default ``block_size``): fewer force at least
         ``block_size / steps`` tokens per step (static top-k) whatever their confidence."""
         args = (prompt, max_new_tokens, block_size, threshold, temperature, seed, dkv, refresh, steps)
         return self._run(*self._decoder(*args))
 
-    def stream(self, prompt: str, max_new_tokens: int = 64, block_size: int = 4, threshold: float = 0.9,
-               temperature: float = 0.0, seed: int = 0, dkv: bool = False, refresh: int = 0,
-               steps: int | None = None) -> Iterator[Partial | TextResult]:  # fmt: skip
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int = 64,
+        block_size: int = 4,
+        threshold: float = 0.9,
+        temperature: float = 0.0,
+        seed: int = 0,
+        dkv: bool = False,
+        refresh: int = 0,
+        steps: int | None = None,
+    ) -> Iterator[Partial | TextResult]:
         args = (prompt, max_new_tokens, block_size, threshold, temperature, seed, dkv, refresh, steps)
         return self._stream(*self._decoder(*args))

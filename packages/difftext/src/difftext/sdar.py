@@ -65,8 +65,9 @@ class BlockDiffusionObjective(nn.Module):
 
 
 @torch.no_grad()
-def nll_bound(model, stream: torch.Tensor, *, block: int, mask_id: int, window: int = 128, samples: int = 4,
-              seed: int = 0) -> float:  # fmt: skip
+def nll_bound(
+    model, stream: torch.Tensor, *, block: int, mask_id: int, window: int = 128, samples: int = 4, seed: int = 0
+) -> float:
     """Monte-Carlo estimate of the block-diffusion NLL upper bound (nats per token) on ``stream``'s windows."""
     obj = BlockDiffusionObjective(model, blocks=(block,), mask_id=mask_id)
     n = len(stream) // window

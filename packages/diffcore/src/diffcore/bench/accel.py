@@ -22,17 +22,17 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from diffcore.bench.accel_variants import Variant, dit_variants, unet_variants  # noqa: E402
-from diffcore.bench.report import Report  # noqa: E402
-from diffcore.bench.timing import time_paired  # noqa: E402
-from diffcore.cache import search  # noqa: E402
-from diffcore.metrics import ms_ssim, psnr, relative_l2, ssim  # noqa: E402
-from diffcore.prior.autoencode import decode  # noqa: E402
-from diffcore.zoo import load_tinysd  # noqa: E402
+from diffcore.bench.accel_variants import Variant, dit_variants, unet_variants
+from diffcore.bench.report import Report
+from diffcore.bench.timing import time_paired
+from diffcore.cache import search
+from diffcore.metrics import ms_ssim, psnr, relative_l2, ssim
+from diffcore.prior.autoencode import decode
+from diffcore.zoo import load_tinysd
 
 EVAL_SEED, CALIB_SEED = 0, 1000
 
@@ -44,8 +44,8 @@ def _images(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
 
 def _mosaic(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (1, 3, r·H, r·W) with r = √B (B a square)."""
-    r = int(round(x.shape[0] ** 0.5))
-    b, c, h, w = x[: r * r].shape
+    r = round(x.shape[0] ** 0.5)
+    _b, c, h, w = x[: r * r].shape
     return x[: r * r].view(r, r, c, h, w).permute(2, 0, 3, 1, 4).reshape(1, c, r * h, r * w)
 
 

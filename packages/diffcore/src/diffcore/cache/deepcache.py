@@ -111,7 +111,7 @@ def quadratic_full_steps(num_calls: int, n_full: int, center: float, power: floa
     while True:
         lo, hi = -(c ** (1 / p)), (num_calls - 1 - c) ** (1 / p)
         u = torch.linspace(lo, hi, n_full, dtype=torch.float64)
-        steps = {0, *(int(round(c + float(torch.sign(v)) * abs(float(v)) ** p)) for v in u)}
+        steps = {0, *(round(c + float(torch.sign(v)) * abs(float(v)) ** p) for v in u)}
         if len(steps) >= n_full or p == 1.0:
             return tuple(sorted(steps))
         p = max(1.0, p - 0.02)

@@ -192,7 +192,7 @@ def _apply_diffusers(model: torch.nn.Module, config: Any, handle: CacheHandle) -
 
         handle.check_run = check_run
     modules = dict(model.named_modules())
-    before = {n: set(getattr(m, "_diffusers_hook").hooks) if hasattr(m, "_diffusers_hook") else set() for n, m in modules.items()}
+    before = {n: set(m._diffusers_hook.hooks) if hasattr(m, "_diffusers_hook") else set() for n, m in modules.items()}
     try:
         _APPLY[type(config)](model, config)
     except (ValueError, KeyError, IndexError) as e:

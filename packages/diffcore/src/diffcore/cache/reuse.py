@@ -79,7 +79,7 @@ class _StepHook(ModelHook):
         st.reuse = frozenset(n for n in wanted if n in st.store)  # the first call always computes
         st.log.append(st.reuse)
         if args:
-            args = (self.policy.transform_input(st, args[0], args[1] if len(args) > 1 else kwargs.get("timestep")),) + args[1:]
+            args = (self.policy.transform_input(st, args[0], args[1] if len(args) > 1 else kwargs.get("timestep")), *args[1:])
         elif "sample" in kwargs:
             kwargs["sample"] = self.policy.transform_input(st, kwargs["sample"], kwargs.get("timestep"))
         return args, kwargs

@@ -454,7 +454,7 @@ def evolve_schedules(
     scores: dict[tuple[bool, ...], tuple[float, float]] = {}
 
     def fix(mask: Sequence[bool]) -> tuple[bool, ...]:
-        return (True,) + tuple(bool(m) for m in mask[1:])
+        return (True, *tuple(bool(m) for m in mask[1:]))
 
     def score(mask: tuple[bool, ...]) -> tuple[float, float]:
         if mask not in scores:
@@ -480,7 +480,8 @@ def evolve_schedules(
         for f in fronts:
             crowd.update(_crowding(points, f))
 
-        def pick() -> tuple[bool, ...]:
+        def pick(pop: list = pop, rank: dict = rank, crowd: dict = crowd) -> tuple[bool, ...]:
+            """Binary tournament on this generation's (rank, crowding)."""
             a, b = rng.randrange(len(pop)), rng.randrange(len(pop))
             better = a if (rank[a], -crowd[a]) < (rank[b], -crowd[b]) else b
             return pop[better]

@@ -8,8 +8,8 @@ from diffcore.data.splits import split_images
 
 __all__ = [
     "HOLDOUT",
-    "LatentCrops",
     "SOURCES",
+    "LatentCrops",
     "PoolImage",
     "RandomCrops",
     "holdout_latents",
