@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from diffcodec import Codec
-from diffcodec.train import main
+from diffcodec.train import CodecRecipe, main
+from diffcore.train import TrainingCard
 
 
 @pytest.mark.slow
@@ -17,9 +16,20 @@ def test_smoke_recipe_writes_weights_every_codec_loads(tmp_path):
     main(["--smoke", "--out", str(tmp_path / "run"), "--weights", str(weights)])
     cards = sorted(weights.rglob("training_card.json"))
     assert len(cards) == 9  # oscar hyper + lora, 3 rdeic hypers + lora, 3 baselines
+    smoke = CodecRecipe().smoke()
     for card in cards:
-        c = json.loads(card.read_text())
-        assert {"data", "steps", "seed", "wall_time_s", "metrics", "command", "machine"} <= c.keys(), card
+        c = TrainingCard.read(card.parent)
+        assert c.seed == 0 and c.parameters > 0 and c.metrics, card
+        stage = c.command.split(" --stage ")[1].split()[0]
+        assert c.command == f"diffcore train codec --stage {stage} --seed 0 --smoke"
+        steps, batch = {
+            "oscar-hyper": (smoke.hyper_steps, smoke.hyper_batch),
+            "oscar-lora": (smoke.lora_steps, smoke.lora_batch),
+            "rdeic-hyper": (smoke.rdeic_steps, smoke.rdeic_batch),
+            "rdeic-lora": (smoke.relay_steps, smoke.relay_batch),
+            "baseline": (smoke.base_steps, smoke.base_batch),
+        }[stage]
+        assert (c.steps, c.batch) == (steps, batch), card
     img = np.random.default_rng(0).integers(0, 256, (40, 52, 3), dtype=np.uint8)
     for method in ("oscar", "rdeic", "hyperprior"):
         codec = Codec.load(method, path=weights)

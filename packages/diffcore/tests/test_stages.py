@@ -17,6 +17,8 @@ from diffcore.train import Run, TrainingCard, detect_machine, logged_seconds, ru
 
 @dataclass(frozen=True)
 class ToyRecipe:
+    """Train a toy."""
+
     seed: int = 0
     steps: int = 100
     lr: float = 1e-3
@@ -41,13 +43,11 @@ def _stages(calls: list):
 
 def _run(argv, calls, tmp_path):
     return run_stages(
-        argv,
-        prog="diffcore train toy",
-        description="toy",
-        recipe=ToyRecipe(),
-        stages=_stages(calls),
-        weights=tmp_path / "shipped",
-        out=tmp_path / "runs",
+        [*argv, "--out", str(tmp_path / "runs")] if "--out" not in argv else argv,
+        "toy",
+        ToyRecipe(),
+        _stages(calls),
+        tmp_path / "shipped",
     )
 
 
@@ -99,12 +99,25 @@ def test_a_recipe_must_be_a_dataclass(tmp_path):
             return self
 
     with pytest.raises(InvalidInputError, match="dataclass"):
-        run_stages([], prog="p", description="d", recipe=NotARecipe(), stages=_stages([]), weights=tmp_path, out=tmp_path)
+        run_stages([], "p", NotARecipe(), _stages([]), tmp_path)
 
 
 CARD = dict(
     model="m", data="d", steps=1, batch=2, seed=0, parameters=3, seconds=4.0, machine="x", command="c", metrics={"a": 1.0}
 )
+
+
+def test_run_cards_take_the_config_the_log_and_the_command(tmp_path):
+    from diffcore.train import TrainConfig
+
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "log.jsonl").write_text('{"step": 5, "time_s": 12.34}\n')
+    run = Run(out=tmp_path, weights=tmp_path / "w", data=None, smoke=False, prog="diffcore train toy", args="--seed 3")
+    cfg = TrainConfig(steps=5, batch_size=4, seed=3)
+    card = run.card("first", model="m", data="d", config=cfg, parameters=torch.nn.Linear(2, 3), metrics={"a": 1.0}, note="n")
+    assert (card.steps, card.batch, card.seed, card.parameters, card.seconds) == (5, 4, 3, 9, 12.3)
+    assert card.command == "diffcore train toy --stage first --seed 3" and card.machine == detect_machine()
+    assert card.details["note"] == "n" and card.details["config"]["batch_size"] == 4
 
 
 def test_card_round_trip_and_markdown(tmp_path):

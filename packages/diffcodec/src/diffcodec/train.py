@@ -1,7 +1,9 @@
 """Training recipe of the shipped codec weights: ``diffcore train codec [--stage S]``.
 
-Stages (each resumable, each seeded, all on tinysd's latents of the training
-photos; the holdout photos are never seen):
+Five stages on diffcore's stage runner (:func:`diffcore.train.run_stages`),
+each resumable, each seeded, all on tinysd's latents of the training photos
+(the holdout photos are never seen); each shipped folder gets a
+:class:`~diffcore.train.TrainingCard`:
 
 1. ``oscar-hyper`` — OSCAR's per-rate VQ hyper-encoders (latent MSE + VQ losses),
    then ``t(rate)`` calibrated by matching each rate's measured latent error to
@@ -18,12 +20,11 @@ photos; the holdout photos are never seen):
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import math
 import os
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -33,13 +34,19 @@ from torch import nn
 
 from diffcodec.diffusion import channel_rms, ddim_from, one_step, relay_noise, relay_start, relay_target, timestep_for_error
 from diffcodec.models import LatentHyperprior, OscarHyperCodec, PixelHyperprior
+from diffcore.train import Run, TrainConfig, TrainingCard, count_parameters, run_stages, train
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-STAGES = ("oscar-hyper", "oscar-lora", "rdeic-hyper", "rdeic-lora", "baseline")
 
 
 @dataclass(frozen=True)
 class CodecRecipe:
+    """Step counts and hyperparameters of the five stages (defaults: the shipped run).
+
+    The λ tuples are recipe fields but not command-line flags (the stage runner
+    makes flags of scalar fields only).
+    """
+
     seed: int = 0
     crop: int = 32  # latent crop side (128 px)
     hyper_steps: int = 1500
@@ -63,42 +70,45 @@ class CodecRecipe:
     base_crop: int = 64
     base_lr: float = 5e-4
     eval_every: int = 500
-    extra: dict = field(default_factory=dict)
+
+    def smoke(self) -> CodecRecipe:
+        """A few steps per stage at tiny batches: checks the recipe end to end."""
+        return dataclasses.replace(
+            self,
+            hyper_steps=6,
+            hyper_batch=4,
+            lora_steps=4,
+            lora_batch=4,
+            rdeic_steps=6,
+            rdeic_batch=4,
+            relay_steps=2,
+            relay_batch=2,
+            base_steps=4,
+            base_batch=2,
+            eval_every=3,
+        )
 
 
-def _latents(data: str | Path | None, crop: int):
-    from diffcore.prior.dit import latent_data
+def _latents(data: str | None, crop: int) -> tuple[list[torch.Tensor], torch.Tensor, str]:
+    from diffcore.data import latent_data
+    from diffcore.zoo import load_tinysd
 
-    return latent_data(data, crop)
-
-
-def _logged_seconds(run: Path) -> float:
-    from diffcore.prior.recipe import _logged_seconds as seconds
-
-    return seconds(run)
+    return latent_data(load_tinysd().vae, data, crop)
 
 
-def _config(steps: int, batch: int, lr: float, seed: int, clip: float | None = 1.0):
+def _config(steps: int, batch: int, lr: float, seed: int, clip: float | None = 1.0) -> TrainConfig:
     """No clipping for rate-distortion runs: compressai's aux loss has huge gradients on its quantiles
     alone, and a global-norm clip would starve every other parameter."""
-    from diffcore.train import TrainConfig
-
     return TrainConfig(
-        steps=steps, batch_size=batch, lr=lr, warmup_steps=min(100, steps // 10), ema_decay=None,
-        grad_clip=clip, seed=seed, checkpoint_every=250, log_every=25,
-    )  # fmt: skip
+        steps=steps, batch_size=batch, lr=lr, warmup_steps=min(100, steps // 10), ema_decay=None, grad_clip=clip, seed=seed
+    )
 
 
-def _common(cfg, recipe: CodecRecipe, run: Path, stage: str) -> dict:
-    """The training-card fields every stage shares: steps, seed, wall time, machine, config, command."""
-    return {
-        "steps": cfg.steps,
-        "seed": recipe.seed,
-        "wall_time_s": round(_logged_seconds(run), 1),
-        "machine": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
-        "config": asdict(cfg),
-        "command": f"diffcore train codec --stage {stage} --seed {recipe.seed}",
-    }
+def _card(
+    what: str, data: str, parameters: int, cfg: TrainConfig, recipe: CodecRecipe, run: Run, stage: str, metrics: dict
+) -> TrainingCard:
+    """The training card of one shipped folder of ``stage``."""
+    return run.card(stage, model=what, data=data, config=cfg, parameters=parameters, metrics=metrics, recipe=asdict(recipe))
 
 
 # ---------------------------------------------------------------- OSCAR hyper
@@ -160,44 +170,38 @@ def _calibration_crops(maps: list[torch.Tensor], crop: int, n: int = 256, seed: 
     return torch.stack([ds[i] for i in range(n)])
 
 
-def train_oscar_hyper(recipe: CodecRecipe, work: Path, weights: Path, data=None) -> None:
+def train_oscar_hyper(recipe: CodecRecipe, run: Run) -> Path:
+    """Stage ``oscar-hyper``: the per-rate VQ hyper-encoders, then ``t(rate)`` from each rate's latent error."""
     from diffcore.checkpoint import save_model
     from diffcore.data import LatentCrops
-    from diffcore.train import train
 
-    maps, hold, desc = _latents(data, recipe.crop)
+    maps, hold, desc = _latents(run.data, recipe.crop)
     torch.manual_seed(recipe.seed)
     codec = OscarHyperCodec()
     cfg = _config(recipe.hyper_steps, recipe.hyper_batch, recipe.hyper_lr, recipe.seed)
     ds = LatentCrops(maps, size=recipe.crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
-    run = work / "oscar-hyper"
     result = train(
-        VQObjective(codec), ds, cfg, run,
+        VQObjective(codec),
+        ds,
+        cfg,
+        run.out / "oscar-hyper",
         eval_fn=lambda obj, step: {f"holdout_mse_r{r}": e for r, e in enumerate(oscar_errors(obj.codec, hold))},
         eval_every=recipe.eval_every,
-    )  # fmt: skip
+    )
     codec = result.objective.codec.eval()
     calib = oscar_errors(codec, _calibration_crops(maps, recipe.crop))
     held = oscar_errors(codec, hold)
     timesteps = [timestep_for_error(e) for e in calib]
     codec.register_to_config(timesteps=timesteps)
-    save_model(
-        codec,
-        weights / "oscar" / "hyper",
-        {
-            "model": "OSCAR hyper-encoders (one VQ codebook per rate) on tinysd latents",
-            "data": desc,
-            "params": sum(p.numel() for p in codec.parameters()),
-            "metrics": {
-                "nominal_bpp": [round(codec.nominal_bpp(r), 5) for r in range(len(codec.rates))],
-                "train_latent_mse": [round(e, 4) for e in calib],
-                "holdout_latent_mse": [round(e, 4) for e in held],
-                "timesteps": timesteps,
-            },
-            **_common(cfg, recipe, run, "oscar-hyper"),
-        },
-        storage_dtype=torch.float16,
-    )
+    metrics = {
+        "nominal_bpp": [round(codec.nominal_bpp(r), 5) for r in range(len(codec.rates))],
+        "train_latent_mse": [round(e, 4) for e in calib],
+        "holdout_latent_mse": [round(e, 4) for e in held],
+        "timesteps": timesteps,
+    }
+    what = "OSCAR hyper-encoders (one VQ codebook per rate) on tinysd latents"
+    card = _card(what, desc, count_parameters(codec), cfg, recipe, run, "oscar-hyper", metrics)
+    return save_model(codec, run.weights / "oscar" / "hyper", card, storage_dtype=torch.float16)
 
 
 # ---------------------------------------------------------------- OSCAR LoRA
@@ -228,28 +232,27 @@ class OneStepObjective(nn.Module):
         return {"loss": loss, **out}
 
 
-def _lora_card(weights_dir: Path, card: dict) -> None:
-    from diffcore.checkpoint import _render_card
-
-    (weights_dir / "training_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    (weights_dir / "training_card.md").write_text(_render_card(card))
+def _lora_parameters(unet: nn.Module) -> int:
+    """Number of LoRA parameters: what the adapter folder ships (the UNet is tinysd's)."""
+    return sum(p.numel() for n, p in unet.named_parameters() if "lora_" in n)
 
 
-def _unet_lora(rank: int):
+def _unet_lora(rank: int) -> nn.Module:
     from diffcodec.lora import add_lora
     from diffcore.zoo import load_tinysd
 
     return add_lora(load_tinysd().unet, rank)
 
 
-def train_oscar_lora(recipe: CodecRecipe, work: Path, weights: Path, data=None) -> None:
+def train_oscar_lora(recipe: CodecRecipe, run: Run) -> Path:
+    """Stage ``oscar-lora``: one LoRA on tinysd's UNet for the one-step prediction, shared by all rates."""
     from diffcodec.lora import save_lora
     from diffcore.checkpoint import load_model
     from diffcore.data import LatentCrops
-    from diffcore.train import train
 
-    maps, hold, desc = _latents(data, recipe.crop)
-    codec = load_model(OscarHyperCodec, weights / "oscar" / "hyper", torch_dtype=torch.float32).eval().requires_grad_(False)
+    maps, hold, desc = _latents(run.data, recipe.crop)
+    hyper = run.weights / "oscar" / "hyper"
+    codec = load_model(OscarHyperCodec, hyper, torch_dtype=torch.float32).eval().requires_grad_(False)
     torch.manual_seed(recipe.seed)
     unet = _unet_lora(recipe.lora_rank)
     cfg = _config(recipe.lora_steps, recipe.lora_batch, recipe.lora_lr, recipe.seed)
@@ -259,21 +262,21 @@ def train_oscar_lora(recipe: CodecRecipe, work: Path, weights: Path, data=None) 
         torch.manual_seed(0)
         return {f"holdout_{k}": v.item() for k, v in obj(hold[: 4 * len(codec.rates)]).items()}
 
-    run = work / "oscar-lora"
-    result = train(OneStepObjective(unet, codec), ds, cfg, run, eval_fn=lambda o, s: holdout(o), eval_every=recipe.eval_every)
-    obj = result.objective
-    held = holdout(obj)
-    out = save_lora(obj.unet, weights / "oscar" / "lora", {"rank": recipe.lora_rank, "timesteps": list(codec.config.timesteps)})
-    _lora_card(
-        out,
-        {
-            "model": "OSCAR one-step LoRA on tinysd's UNet, shared by all rates",
-            "data": desc,
-            "params": sum(p.numel() for n, p in obj.unet.named_parameters() if "lora_" in n),
-            "metrics": {k: round(v, 4) for k, v in held.items()},
-            **_common(cfg, recipe, run, "oscar-lora"),
-        },
+    obj = train(
+        OneStepObjective(unet, codec),
+        ds,
+        cfg,
+        run.out / "oscar-lora",
+        eval_fn=lambda o, s: holdout(o),
+        eval_every=recipe.eval_every,
+    ).objective
+    metrics = {k: round(v, 4) for k, v in holdout(obj).items()}
+    out = save_lora(
+        obj.unet, run.weights / "oscar" / "lora", {"rank": recipe.lora_rank, "timesteps": list(codec.config.timesteps)}
     )
+    what = "OSCAR one-step LoRA on tinysd's UNet, shared by all rates"
+    _card(what, desc, _lora_parameters(obj.unet), cfg, recipe, run, "oscar-lora", metrics).write(out)
+    return out
 
 
 # ---------------------------------------------------------------- RDEIC compression
@@ -303,7 +306,7 @@ class RDObjective(nn.Module):
         return {"loss": loss, **out}
 
 
-def save_compression_model(model, path: Path, config: dict, card: dict) -> Path:
+def save_compression_model(model: nn.Module, path: Path, config: dict, card: TrainingCard) -> Path:
     """compressai model -> safetensors (parameters in float16, CDF tables included, after ``update``) + config + card.
 
     The metrics in the card are measured before the float16 rounding; encoder and decoder both run the
@@ -317,7 +320,7 @@ def save_compression_model(model, path: Path, config: dict, card: dict) -> Path:
     save_file(state, str(tmp))
     os.replace(tmp, path / "model.safetensors")
     (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    _lora_card(path, card)
+    card.write(path)
     return path
 
 
@@ -335,40 +338,34 @@ def _real_rd(model, x: torch.Tensor, pixel_scale: int) -> tuple[float, float]:
     return bits / (x.shape[0] * x.shape[-2] * x.shape[-1] * pixel_scale), mse / len(x)
 
 
-def train_rdeic_hyper(recipe: CodecRecipe, work: Path, weights: Path, data=None) -> None:
+def train_rdeic_hyper(recipe: CodecRecipe, run: Run) -> Path:
+    """Stage ``rdeic-hyper``: one latent hyperprior per λ, then each one's relay start ``N``."""
     from diffcore.data import LatentCrops
-    from diffcore.train import train
 
-    maps, hold, desc = _latents(data, recipe.crop)
+    maps, hold, desc = _latents(run.data, recipe.crop)
     torch.manual_seed(recipe.seed)
     models = [LatentHyperprior() for _ in recipe.rdeic_lambdas]
     cfg = _config(recipe.rdeic_steps, recipe.rdeic_batch, recipe.rdeic_lr, recipe.seed, clip=None)
     ds = LatentCrops(maps, size=recipe.crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed + 2)
-    run = work / "rdeic-hyper"
-    result = train(RDObjective(models, recipe.rdeic_lambdas, 16), ds, cfg, run)
+    result = train(RDObjective(models, recipe.rdeic_lambdas, 16), ds, cfg, run.out / "rdeic-hyper")
     calib = _calibration_crops(maps, recipe.crop)
     for i, (m, lam) in enumerate(zip(result.objective.models, recipe.rdeic_lambdas)):
         m.eval()
         c_mse = F.mse_loss(m(calib)["c"], calib).item()
         bpp, mse = _real_rd(m, hold, 16)
         n = timestep_for_error(c_mse)
+        metrics = {
+            "train_latent_mse": round(c_mse, 4),
+            "holdout_real_bpp": round(bpp, 4),
+            "holdout_latent_mse": round(mse, 4),
+            "relay_start": n,
+        }
+        what = f"RDEIC latent hyperprior (compressai entropy models), lambda={lam}"
+        card = _card(what, desc, count_parameters(m), cfg, recipe, run, "rdeic-hyper", metrics)
         save_compression_model(
-            m,
-            weights / "rdeic" / f"hyper{i}",
-            {"N": m.N, "M": m.M, "lambda": lam, "relay_start": n},
-            {
-                "model": f"RDEIC latent hyperprior (compressai entropy models), lambda={lam}",
-                "data": desc,
-                "params": sum(p.numel() for p in m.parameters()),
-                "metrics": {
-                    "train_latent_mse": round(c_mse, 4),
-                    "holdout_real_bpp": round(bpp, 4),
-                    "holdout_latent_mse": round(mse, 4),
-                    "relay_start": n,
-                },
-                **_common(cfg, recipe, run, "rdeic-hyper"),
-            },
-        )  # fmt: skip
+            m, run.weights / "rdeic" / f"hyper{i}", {"N": m.N, "M": m.M, "lambda": lam, "relay_start": n}, card
+        )
+    return run.weights / "rdeic"
 
 
 # ---------------------------------------------------------------- RDEIC LoRA
@@ -413,20 +410,18 @@ def _load_hypers(weights: Path) -> tuple[list, list[int]]:
     return hypers, starts
 
 
-def train_rdeic_lora(recipe: CodecRecipe, work: Path, weights: Path, data=None) -> None:
+def train_rdeic_lora(recipe: CodecRecipe, run: Run) -> Path:
+    """Stage ``rdeic-lora``: fixed-step fine-tuning of a LoRA through the unrolled relay sampler."""
     from diffcodec.lora import save_lora
     from diffcore.data import LatentCrops
-    from diffcore.train import train
 
-    maps, hold, desc = _latents(data, recipe.crop)
-    hypers, starts = _load_hypers(weights)
+    maps, hold, desc = _latents(run.data, recipe.crop)
+    hypers, starts = _load_hypers(run.weights)
     torch.manual_seed(recipe.seed)
     unet = _unet_lora(recipe.lora_rank)
     cfg = _config(recipe.relay_steps, recipe.relay_batch, recipe.relay_lr, recipe.seed)
     ds = LatentCrops(maps, size=recipe.crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed + 3)
-    run = work / "rdeic-lora"
-    result = train(RelayObjective(unet, hypers, starts, recipe.relay_max_steps), ds, cfg, run)
-    unet = result.objective.unet
+    unet = train(RelayObjective(unet, hypers, starts, recipe.relay_max_steps), ds, cfg, run.out / "rdeic-lora").objective.unet
     metrics = {}
     with torch.no_grad():
         for r, (h, n) in enumerate(zip(hypers, starts)):
@@ -435,52 +430,38 @@ def train_rdeic_lora(recipe: CodecRecipe, work: Path, weights: Path, data=None) 
                 x0 = ddim_from(unet, relay_start(c, n, relay_noise(tuple(c.shape))), n, k)
                 metrics[f"holdout_mse_r{r}_k{k}"] = round(F.mse_loss(x0, hold).item(), 4)
             metrics[f"holdout_mse_r{r}_c"] = round(F.mse_loss(c, hold).item(), 4)
-    out = save_lora(unet, weights / "rdeic" / "lora", {"rank": recipe.lora_rank, "relay_starts": starts})
-    _lora_card(
-        out,
-        {
-            "model": "RDEIC relay LoRA on tinysd's UNet (fixed-step fine-tuned, 2-5 steps), shared by all rates",
-            "data": desc,
-            "metrics": metrics,
-            **_common(cfg, recipe, run, "rdeic-lora"),
-        },
-    )
+    out = save_lora(unet, run.weights / "rdeic" / "lora", {"rank": recipe.lora_rank, "relay_starts": starts})
+    what = "RDEIC relay LoRA on tinysd's UNet (fixed-step fine-tuned, 2-5 steps), shared by all rates"
+    _card(what, desc, _lora_parameters(unet), cfg, recipe, run, "rdeic-lora", metrics).write(out)
+    return out
 
 
 # ---------------------------------------------------------------- pixel baseline
 
 
-def train_baseline(recipe: CodecRecipe, work: Path, weights: Path, data=None) -> None:
-    from diffcore.data import RandomCrops, to_tensor
-    from diffcore.prior.recipe import split_images
-    from diffcore.train import train
+def train_baseline(recipe: CodecRecipe, run: Run) -> Path:
+    """Stage ``baseline``: compressai's ScaleHyperprior on pixels, one per λ (the non-diffusion baseline)."""
+    from diffcore.data import RandomCrops, split_images, to_tensor
 
-    train_imgs, holdout, desc = split_images(data)
+    train_imgs, holdout, desc = split_images(run.data)
     torch.manual_seed(recipe.seed)
     models = [PixelHyperprior(N=64, M=96) for _ in recipe.base_lambdas]
     cfg = _config(recipe.base_steps, recipe.base_batch, recipe.base_lr, recipe.seed, clip=None)
     ds = RandomCrops([im.pixels for im in train_imgs], size=recipe.base_crop, length=cfg.steps * cfg.batch_size, seed=recipe.seed)
-    run = work / "baseline"
-    result = train(RDObjective(models, recipe.base_lambdas, 1), ds, cfg, run)
+    result = train(RDObjective(models, recipe.base_lambdas, 1), ds, cfg, run.out / "baseline")
     hold = torch.stack([to_tensor(im.pixels[:128, :128]) for im in holdout])
+    data = desc + f"; {recipe.base_crop}px crops of the training photos"
     for i, (m, lam) in enumerate(zip(result.objective.models, recipe.base_lambdas)):
         m.eval()
         bpp, mse = _real_rd(m, hold, 1)
-        save_compression_model(
-            m,
-            weights / "baseline" / f"hyperprior{i}",
-            {"N": 64, "M": 96, "lambda": lam},
-            {
-                "model": f"compressai ScaleHyperprior(N=64, M=96) on pixels, lambda={lam} (non-diffusion baseline)",
-                "data": desc + f"; {recipe.base_crop}px crops of the training photos",
-                "params": sum(p.numel() for p in m.parameters()),
-                "metrics": {"holdout_crop_real_bpp": round(bpp, 4), "holdout_crop_psnr": round(10 * math.log10(4 / mse), 2)},
-                **_common(cfg, recipe, run, "baseline"),
-            },
-        )
+        metrics = {"holdout_crop_real_bpp": round(bpp, 4), "holdout_crop_psnr": round(10 * math.log10(4 / mse), 2)}
+        what = f"compressai ScaleHyperprior(N=64, M=96) on pixels, lambda={lam} (non-diffusion baseline)"
+        card = _card(what, data, count_parameters(m), cfg, recipe, run, "baseline", metrics)
+        save_compression_model(m, run.weights / "baseline" / f"hyperprior{i}", {"N": 64, "M": 96, "lambda": lam}, card)
+    return run.weights / "baseline"
 
 
-RUNNERS = {
+STAGES = {
     "oscar-hyper": train_oscar_hyper,
     "oscar-lora": train_oscar_lora,
     "rdeic-hyper": train_rdeic_hyper,
@@ -490,24 +471,8 @@ RUNNERS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="diffcore train codec", description="Train the codec weights (resumable).")
-    p.add_argument("--stage", choices=STAGES + ("all",), default="all")
-    p.add_argument("--out", type=Path, default=Path("runs/codec"), help="checkpoints and logs")
-    p.add_argument("--weights", type=Path, default=WEIGHTS, help="where the weights go (default: the shipped folder)")
-    p.add_argument("--data", default=None, help="a folder of your own images instead of the offline pool")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="a few steps per stage: checks the recipe end to end")
-    a = p.parse_args(argv)
-    recipe = CodecRecipe(seed=a.seed)
-    if a.smoke:
-        recipe = CodecRecipe(
-            seed=a.seed, hyper_steps=6, hyper_batch=4, lora_steps=4, lora_batch=4, rdeic_steps=6, rdeic_batch=4,
-            relay_steps=2, relay_batch=2, base_steps=4, base_batch=2, eval_every=3,
-        )  # fmt: skip
-    for stage in STAGES if a.stage == "all" else (a.stage,):
-        t0 = time.perf_counter()
-        RUNNERS[stage](recipe, a.out, a.weights, a.data)
-        print(f"codec stage {stage} done in {time.perf_counter() - t0:.0f} s -> {a.weights}")
+    """``diffcore train codec``: regenerate the shipped codec weights (every stage by default)."""
+    run_stages(argv, "codec", CodecRecipe(), STAGES, WEIGHTS)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from diffcore.checkpoint import save_model
-from diffcore.train import Run, TrainConfig, TrainingCard, count_parameters, detect_machine, logged_seconds, run_stages, train
+from diffcore.train import Run, TrainConfig, run_stages, train
 from diffdrive.data import EPISODES, DriveData, load_split
 from diffdrive.model import DrivePlanner
 from diffdrive.sampling import TRAIN_TIMESTEPS, TRUNC_TRAIN_T, make_scheduler
@@ -230,25 +230,18 @@ def train_planner(stage: str, recipe: DriveRecipe, run: Run) -> Path:
     final = result.objective.model
     metrics = open_loop(final, val)
     episodes = recipe.episodes or EPISODES
-    card = TrainingCard(
+    card = run.card(
+        stage,
         model=f"diffdrive {stage} planner ({kind})",
         data=f"highway-env expert (IDM/MOBIL) episodes, seeds by split (diffdrive.data.SPLIT_SEEDS): "
         f"{len(train_data)} training samples; metrics on {len(val)} validation samples",
-        steps=cfg.steps,
-        batch=cfg.batch_size,
-        seed=recipe.seed,
-        parameters=count_parameters(final),
-        seconds=round(logged_seconds(run.out / stage), 1),
-        machine=detect_machine(),
-        command=run.command(stage),
+        config=cfg,
+        parameters=final,
         metrics={f"val_{k}": round(v, 4) for k, v in metrics.items()},
-        details={
-            "episodes": episodes,
-            "train_samples": len(train_data),
-            "val_samples_scored": len(val),
-            "config": asdict(cfg),
-            "recipe": asdict(recipe),
-        },
+        episodes=episodes,
+        train_samples=len(train_data),
+        val_samples_scored=len(val),
+        recipe=asdict(recipe),
     )
     return save_model(final, run.weights / stage, card)
 
@@ -259,15 +252,7 @@ STAGES = {"data": collect_data} | {stage: partial(train_planner, stage) for stag
 
 def main(argv: list[str] | None = None) -> None:
     """``diffcore train drive``: collect the data and train every planner (every stage by default)."""
-    run_stages(
-        argv,
-        prog="diffcore train drive",
-        description="Train the driving planners (resumable).",
-        recipe=DriveRecipe(),
-        stages=STAGES,
-        weights=WEIGHTS,
-        out=Path("runs/drive"),
-    )
+    run_stages(argv, "drive", DriveRecipe(), STAGES, WEIGHTS)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from diffcore.train import Run, TrainConfig, TrainingCard, count_parameters, detect_machine, logged_seconds, run_stages, train
+from diffcore.train import Run, TrainConfig, TrainingCard, run_stages, train
 from difftext.ar import ARRecipe, LMObjective, Windows, make_model, perplexity, stream_nll, token_stream
 from difftext.corpus import load_documents, split_documents
 from difftext.tokenizer import train_tokenizer
@@ -38,20 +38,9 @@ def _ship(model: torch.nn.Module, tok, dest: Path, card: TrainingCard) -> Path:
 def _card(
     what: str, data: str, model: torch.nn.Module, cfg: TrainConfig, run: Run, stage: str, metrics: dict, **details: object
 ) -> TrainingCard:
-    """The card of one stage: the shared keys, and ``details`` plus the loop's config under ``details``."""
-    return TrainingCard(
-        model=what,
-        data=data,
-        steps=cfg.steps,
-        batch=cfg.batch_size,
-        seed=cfg.seed,
-        parameters=count_parameters(model),
-        seconds=round(logged_seconds(run.out / stage), 1),
-        machine=detect_machine(),
-        command=run.command(stage),
-        metrics=metrics,
-        details={**details, "config": asdict(cfg), "storage_dtype": "float16"},
-    )
+    """The card of one stage: the shared keys, ``details``, the loop's config and the float16 storage."""
+    details["storage_dtype"] = "float16"
+    return run.card(stage, model=what, data=data, config=cfg, parameters=model, metrics=metrics, **details)
 
 
 def train_ar(recipe: ARRecipe, run: Run) -> Path:
@@ -158,16 +147,8 @@ STAGES = {"ar": train_ar, "sdar": train_sdar}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``diffcore train text``: pre-train the AR model, then convert it to SDAR (both stages by default)."""
-    run_stages(
-        argv,
-        prog="diffcore train text",
-        description="Train the text models (resumable).",
-        recipe=ARRecipe(),
-        stages=STAGES,
-        weights=WEIGHTS,
-        out=Path("runs/text"),
-    )
+    """``diffcore train text``: the tokenizer and AR pre-training, then the SDAR conversion (every stage by default)."""
+    run_stages(argv, "text", ARRecipe(), STAGES, WEIGHTS)
 
 
 if __name__ == "__main__":

@@ -147,12 +147,4 @@ def fit_schedules(recipe: LabRecipe, run: Run) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """``diffcore train lab``: refit the shipped schedules (seeded; minutes on 2 cores)."""
-    run_stages(
-        argv,
-        prog="diffcore train lab",
-        description="Refit tinysd's shipped cache schedules.",
-        recipe=LabRecipe(),
-        stages={"schedules": fit_schedules},
-        weights=WEIGHTS / "tinysd",
-        out=Path("runs/lab"),
-    )
+    run_stages(argv, "lab", LabRecipe(), {"schedules": fit_schedules}, WEIGHTS / "tinysd")

@@ -42,7 +42,7 @@ from diffcore.prior.autoencode import encode
 from diffcore.prior.evaluate import evaluate_autoencoder, evaluate_denoiser, mean_eps_mse
 from diffcore.prior.models import SCHEDULER_CONFIG, build_autoencoder, build_unet
 from diffcore.prior.objectives import AutoencoderObjective, DenoiserObjective
-from diffcore.train import Run, TrainConfig, TrainingCard, count_parameters, detect_machine, logged_seconds, run_stages, train
+from diffcore.train import Run, TrainConfig, run_stages, train
 from diffcore.zoo import WEIGHTS
 
 #: where the shipped weights of this recipe live
@@ -51,7 +51,7 @@ WEIGHTS_DIR = WEIGHTS / "tinysd-v2"
 
 @dataclass(frozen=True)
 class PriorRecipe:
-    """Step counts and hyperparameters of the three stages (defaults: the shipped run)."""
+    """Train tinysd v2 (autoencoder, UNet) and its tinydit from a seed; defaults: the shipped run."""
 
     seed: int = 0
     ae_steps: int = 7000
@@ -91,24 +91,6 @@ def _config(recipe: PriorRecipe, steps: int, batch: int, lr: float) -> TrainConf
     return TrainConfig(steps=steps, batch_size=batch, lr=lr, warmup_steps=min(100, steps // 10), seed=recipe.seed)
 
 
-def _card(
-    model: torch.nn.Module, what: str, data: str, cfg: TrainConfig, run: Run, stage: str, metrics: dict, **details: object
-) -> TrainingCard:
-    return TrainingCard(
-        model=what,
-        data=data,
-        steps=cfg.steps,
-        batch=cfg.batch_size,
-        seed=cfg.seed,
-        parameters=count_parameters(model),
-        seconds=round(logged_seconds(run.out / stage), 1),
-        machine=detect_machine(),
-        command=run.command(stage),
-        metrics={k: round(v, 5) for k, v in metrics.items()},
-        details={"config": asdict(cfg), **details},
-    )
-
-
 def train_autoencoder(recipe: PriorRecipe, run: Run) -> Path:
     """Stage 1: the v2 autoencoder, colour-jittered crops and a chroma-weighted loss."""
     train_imgs, holdout, desc = autoencoder_images(run.data)
@@ -139,14 +121,13 @@ def train_autoencoder(recipe: PriorRecipe, run: Run) -> Path:
     if not PartialState().is_main_process:  # under `accelerate launch`, one process writes
         return dest
     metrics = {**evaluate_autoencoder(vae, holdout), "latent_scaling_factor": 1.0 / std}
-    card = _card(
-        vae,
-        "tinysd v2 autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
-        desc,
-        cfg,
-        run,
+    card = run.card(
         "autoencoder",
-        metrics,
+        model="tinysd v2 autoencoder (diffusers AutoencoderKL, x4, 4 latent channels)",
+        data=desc,
+        config=cfg,
+        parameters=vae,
+        metrics={k: round(v, 5) for k, v in metrics.items()},
         train_images=[im.name for im in train_imgs],
         holdout_images=[im.name for im in holdout],
         augmentation=f"colour jitter of colour images (p={recipe.ae_jitter_p}): channel permutation, hue rotation, "
@@ -191,7 +172,8 @@ def _train_denoiser(
         return dest
     desc += f"; {crop}x{crop} crops of the latents of the training photos and their mirror images"
     desc += f"; holdout: {len(hold)} {crop}x{crop} latent tiles of the {len(holdout)} holdout photos"
-    card = _card(model, what, desc, cfg, run, stage, holdout_metrics(model), recipe=asdict(recipe))
+    metrics = {k: round(v, 5) for k, v in holdout_metrics(model).items()}
+    card = run.card(stage, model=what, data=desc, config=cfg, parameters=model, metrics=metrics, recipe=asdict(recipe))
     save_model(model, dest, card, storage_dtype=torch.float16)
     sched.save_pretrained(run.weights / "scheduler")
     return dest
@@ -218,12 +200,4 @@ STAGES = {"autoencoder": train_autoencoder, "unet": train_unet, "dit": train_dit
 
 def main(argv: list[str] | None = None) -> None:
     """``diffcore train prior``: regenerate tinysd v2 and its tinydit (every stage by default)."""
-    run_stages(
-        argv,
-        prog="diffcore train prior",
-        description=__doc__.split("\n")[0],
-        recipe=PriorRecipe(),
-        stages=STAGES,
-        weights=WEIGHTS_DIR,
-        out=Path("runs/prior"),
-    )
+    run_stages(argv, "prior", PriorRecipe(), STAGES, WEIGHTS_DIR)

@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import torch
+
 from diffcore.errors import InvalidInputError
+from diffcore.train.card import TrainingCard, count_parameters, detect_machine, logged_seconds
+from diffcore.train.loop import TrainConfig
 from diffcore.validate import seed_arg
 
 
@@ -68,6 +72,38 @@ class Run:
         """The command that reproduces ``stage`` of this run."""
         return " ".join(p for p in (self.prog, "--stage", stage, self.args) if p)
 
+    def card(
+        self,
+        stage: str,
+        *,
+        model: str,
+        data: str,
+        config: TrainConfig,
+        parameters: int | torch.nn.Module,
+        metrics: dict[str, Any],
+        **details: Any,
+    ) -> TrainingCard:
+        """The :class:`TrainingCard` of what ``stage`` trained under ``config`` in this run.
+
+        Steps, batch and seed come from ``config``; the wall seconds from the
+        stage's log (``out / stage``); the machine is detected; the command
+        reproduces the stage. ``parameters`` is a count or the model to count;
+        ``details`` (and the loop's config) go under the card's ``details``.
+        """
+        return TrainingCard(
+            model=model,
+            data=data,
+            steps=config.steps,
+            batch=config.batch_size,
+            seed=config.seed,
+            parameters=parameters if isinstance(parameters, int) else count_parameters(parameters),
+            seconds=round(logged_seconds(self.out / stage), 1),
+            machine=detect_machine(),
+            command=self.command(stage),
+            metrics=metrics,
+            details={**details, "config": dataclasses.asdict(config)},
+        )
+
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -81,27 +117,24 @@ def _recipe_fields(recipe: Recipe) -> list[dataclasses.Field]:
 
 def run_stages(
     argv: Sequence[str] | None,
-    *,
-    prog: str,
-    description: str,
+    domain: str,
     recipe: R,
     stages: Mapping[str, Callable[[R, Run], Path | None]],
     weights: Path,
-    out: Path,
 ) -> dict[str, Path | None]:
-    """Parse ``argv`` and run the chosen stages of ``recipe``; returns stage -> what it wrote.
+    """Parse ``argv`` as ``diffcore train DOMAIN`` and run the chosen stages of ``recipe``; returns stage -> what it wrote.
 
     Args:
         argv: the recipe's arguments (``None``: ``sys.argv[1:]``).
-        prog: the command's name in help, errors and cards.
-        description: one line for ``--help``.
-        recipe: the default recipe (the shipped run).
+        domain: the domain's name: the command is ``diffcore train DOMAIN`` and ``--out`` defaults to ``runs/DOMAIN``.
+        recipe: the default recipe (the shipped run); the first line of its class docstring is the command's help.
         stages: stage name -> stage function, in the order ``all`` runs them.
         weights: the shipped weights root (the default ``--weights``).
-        out: the default ``--out``.
     """
     if not stages:
         raise InvalidInputError("a recipe needs at least one stage")
+    prog, out = f"diffcore train {domain}", Path("runs") / domain
+    description = (type(recipe).__doc__ or prog).strip().split("\n")[0]
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--stage", choices=[*stages, "all"], default="all", help="one stage, or all of them in order")
     p.add_argument("--out", type=Path, default=out, help=f"checkpoints and logs, resumable (default: {out})")
