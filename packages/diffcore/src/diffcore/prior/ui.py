@@ -15,6 +15,7 @@ import functools
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -164,6 +165,16 @@ def _photo_input(prefix: str) -> gr.Image:
     return image
 
 
+def _edit_outputs(prefix: str, start_label: str, start_id: str) -> tuple[Any, Any, Any]:
+    """The right-hand column of an editing tab: what the edit starts from, the result and the run's info."""
+    with gr.Column(scale=2):
+        with gr.Row():
+            start = gr.Image(label=start_label, elem_id=f"{prefix}-{start_id}")
+            result = gr.Image(label="Result", elem_id=f"{prefix}-output")
+        info = gr.Markdown(elem_id=f"{prefix}-info")
+    return start, result, info
+
+
 def _img2img_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1):
@@ -171,11 +182,7 @@ def _img2img_tab() -> None:
             strength = gr.Slider(0.05, 1.0, value=0.3, step=0.05, label="Strength (noise level)", elem_id="prior-i2i-strength")
             sampler, steps, seed = _edit_controls("prior-i2i", 25)
             button = gr.Button("Re-noise and denoise", variant="primary", elem_id="prior-i2i-run")
-        with gr.Column(scale=2):
-            with gr.Row():
-                noised = gr.Image(label="Noised input (the start)", elem_id="prior-i2i-noised")
-                result = gr.Image(label="Result", elem_id="prior-i2i-output")
-            info = gr.Markdown(elem_id="prior-i2i-info")
+        noised, result, info = _edit_outputs("prior-i2i", "Noised input (the start)", "noised")
     button.click(
         _img2img, [image, strength, sampler, steps, seed], [noised, result, info], concurrency_limit=2, api_name="prior_img2img"
     )
@@ -193,11 +200,7 @@ def _inpaint_tab() -> None:
                 bottom = gr.Slider(0, 100, value=70, step=1, label="Box bottom (%)", elem_id="prior-inp-bottom")
             sampler, steps, seed = _edit_controls("prior-inp", 25)
             button = gr.Button("Inpaint the box", variant="primary", elem_id="prior-inp-run")
-        with gr.Column(scale=2):
-            with gr.Row():
-                masked = gr.Image(label="Region to redraw", elem_id="prior-inp-masked")
-                result = gr.Image(label="Result", elem_id="prior-inp-output")
-            info = gr.Markdown(elem_id="prior-inp-info")
+        masked, result, info = _edit_outputs("prior-inp", "Region to redraw", "masked")
     button.click(
         _inpaint,
         [image, left, top, right, bottom, sampler, steps, seed],
