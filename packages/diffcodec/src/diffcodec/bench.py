@@ -1,20 +1,14 @@
 """``diffcore bench codec``: OSCAR, RDEIC, the hyperprior baseline, JPEG, WebP and the tinysd autoencoder, in one run.
 
-Every bpp is the real size of the bytes, ``8 · len(blob) / pixels`` (the diffcodec
-container's header and checksum included; JPEG and WebP files as Pillow writes
-them). Every quality number is measured on the decoded 8-bit RGB image against
-the original, in [0, 1]: PSNR, and MS-SSIM (5 scales) on images whose sides are
-both at least 176 px. JPEG and WebP are *paired* with the diffusion codecs: on
-each image, for each OSCAR and RDEIC point, their quality is searched for the
-highest whose real bpp is at most that point's real bpp on that image (JPEG:
-libjpeg with optimized Huffman tables, 4:2:0; WebP: libwebp ``method=6``). The
-hyperprior baseline (compressai's ScaleHyperprior on pixels, trained by us on
+Every bpp and quality number is measured as :mod:`diffcodec.evaluate` says (real
+bytes; decoded 8-bit RGB against the original; JPEG and WebP paired with each
+diffusion-codec point at no more bytes; JPEG: libjpeg with optimized Huffman
+tables, 4:2:0; WebP: libwebp ``method=6``), by its rate–distortion loops, which
+``diffcodec eval DIR`` shares. The hyperprior baseline (compressai's ScaleHyperprior on pixels, trained by us on
 the same photos) is the learned non-diffusion codec; the tinysd autoencoder
 alone (no quantization, no bits) is the upper bound of the latent codecs.
 Decode speed is measured side by side in the same run (paired, interleaved
 repeats, median of the per-pair ratios), FLOPs with ``torch.utils.flop_counter``.
-
-The rate–distortion loops live in :mod:`diffcodec.evaluate` (shared with ``diffcodec eval DIR``).
 """
 
 from __future__ import annotations
