@@ -291,7 +291,7 @@ def run(
     report.table(
         "Autoencoder reconstruction (holdout photos, full resolution)",
         ae_rows,
-        "8-bit RGB against the original. Bicubic ×4: Pillow bicubic (antialiased) to a quarter of each side and back; "
+        "8-bit RGB against the original. Bicubic ×4: antialiased bicubic (float) to a quarter of each side and back; "
         "it keeps 3 values per 4×4 block, tinysd's latent 4. ΔE00: mean CIEDE2000 colour difference (lower is better).",
     )
     _autoencoder_goals(report, ae_rows, list(models))
