@@ -33,10 +33,14 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from diffcore.errors import InvalidInputError
+
+if TYPE_CHECKING:  # diffusers is imported where the scheduler is built
+    from diffusers import BlockRefinementScheduler
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,31 @@ def _no_mask(logits: torch.Tensor, mask_id: int) -> torch.Tensor:
     return logits
 
 
+def _refine(
+    sched: BlockRefinementScheduler,
+    logits: torch.Tensor,
+    n: int,
+    x: torch.Tensor,
+    mask_id: int,
+    temperature: float,
+    threshold: float,
+    prompt_mask: torch.Tensor | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """One refinement step of a block: commit the confident masked positions (the mask token is never a prediction)."""
+    out = sched.step(
+        _no_mask(logits, mask_id),
+        n,
+        x,
+        mask_token_id=mask_id,
+        temperature=temperature,
+        threshold=threshold,
+        prompt_mask=prompt_mask,
+        generator=generator,
+    )
+    return out.prev_sample
+
+
 def _block_view(x: torch.Tensor, start: int, mask_id: int) -> list[int | None]:
     return [None if t == mask_id else t for t in x[0, start:].tolist()]
 
@@ -218,16 +247,7 @@ def blocks(
             pos += ctx.shape[1]
             ctx = ctx[:, :0]
             forwards += 1
-            x = sched.step(
-                _no_mask(logits, mask_id),
-                n,
-                x,
-                mask_token_id=mask_id,
-                temperature=temperature,
-                threshold=threshold,
-                prompt_mask=prompt_mask,
-                generator=generator,
-            ).prev_sample
+            x = _refine(sched, logits, n, x, mask_id, temperature, threshold, prompt_mask, generator)
             n += 1
             yield Step(
                 _cut(out[:1], eos_id, max_new_tokens)[0], _block_view(x, given, mask_id), forwards, time.perf_counter() - t0
@@ -297,16 +317,7 @@ def blocks_dkv(
         block_logits = torch.zeros(1, block, logits.shape[-1], device=dev, dtype=logits.dtype)
         block_logits[0, masked] = logits[0, len(pending) :]
         before = x.clone()
-        x = sched.step(
-            _no_mask(block_logits, mask_id),
-            n,
-            x,
-            mask_token_id=mask_id,
-            temperature=temperature,
-            threshold=threshold,
-            prompt_mask=prompt_mask,
-            generator=generator,
-        ).prev_sample
+        x = _refine(sched, block_logits, n, x, mask_id, temperature, threshold, prompt_mask, generator)
         n += 1
         yield Step(
             _cut(torch.tensor([out]), eos_id, max_new_tokens)[0],
