@@ -10,8 +10,9 @@ from diffcore.plugins import Domain, DomainEntry, discover, get_domain, resolve
 
 DOMAINS = list(discover())
 
-#: a valid declaration to vary: the prior's own, without its benchmarks
-DECL = {f.name: getattr(get_domain("prior"), f.name) for f in dataclasses.fields(Domain) if f.name != "benchmarks"}
+#: a valid declaration to vary: the prior's own references spelled out, without its benchmarks
+_PRIOR = get_domain("prior")
+DECL = {f.name: getattr(_PRIOR, f.name) for f in dataclasses.fields(Domain) if f.name not in ("benchmarks", "module")}
 
 
 def test_prior_is_installed_and_first():
@@ -73,6 +74,16 @@ def test_plugin_that_is_not_a_declaration_fails_loudly():
 def test_bad_declarations_are_refused(change, match):
     with pytest.raises(PluginError, match=match):
         Domain(**{**DECL, **change})
+
+
+def test_module_supplies_the_conventional_references():
+    dom = Domain(name="edge", title="Edges", paper="A paper", module="diffedge", load="diffedge.detector:Detector.load")
+    assert (dom.smoke, dom.demo, dom.train) == ("diffedge.smoke:smoke", "diffedge.ui:build_demo", "diffedge.train:main")
+    assert dict(dom.benchmarks) == {"edge": "diffedge.bench:run"}
+    given = Domain(**{**DECL, "module": "diffcore.prior", "train": "x.y:z", "benchmarks": {}})
+    assert given.train == "x.y:z" and given.smoke == DECL["smoke"] and dict(given.benchmarks) == {}
+    with pytest.raises(PluginError, match="smoke must be"):
+        Domain(name="edge", title="Edges", paper="A paper", load="a:b")  # no module, no smoke
 
 
 def test_references_resolve_lazily_and_fail_by_name():

@@ -9,9 +9,6 @@ domain = Domain(
         "Guo et al. 2025, OSCAR: One-Step Diffusion Codec Across Multiple Bit-rates; "
         "Li et al. 2024, RDEIC: Accelerating Diffusion-Based Extreme Image Compression with Relay Residual Diffusion"
     ),
+    module="diffcodec",
     load="diffcodec.codec:Codec.load",
-    smoke="diffcodec.smoke:smoke",
-    demo="diffcodec.ui:build_demo",
-    train="diffcodec.train:main",
-    benchmarks={"codec": "diffcodec.bench:run"},
 )

@@ -10,12 +10,16 @@ torch-heavy module and no gradio::
         name="codec",
         title="Image codec",
         paper="Guo et al. 2025, OSCAR …",
+        module="diffcodec",  # where the conventional files are: smoke.py, ui.py, train.py, bench.py
         load="diffcodec.codec:Codec.load",  # load(device=...) -> what smoke takes
-        smoke="diffcodec.smoke:smoke",  # smoke(loaded) -> {name: float}
-        demo="diffcodec.ui:build_demo",  # build_demo() -> gr.Blocks (not launched)
-        train="diffcodec.train:main",  # main(argv) retrains the shipped weights
-        benchmarks={"codec": "diffcodec.bench:run"},  # run(out_dir, quick=False, command=None) -> report path
     )
+
+``module`` fills in the references a package laid out as ``docs/new-domain.md``
+says need not spell out: ``smoke="diffcodec.smoke:smoke"`` (``smoke(loaded) ->
+{name: float}``), ``demo="diffcodec.ui:build_demo"`` (a ``gr.Blocks``, not
+launched), ``train="diffcodec.train:main"`` (``main(argv)`` retrains the shipped
+weights) and ``benchmarks={"codec": "diffcodec.bench:run"}`` (``run(out_dir,
+quick=False, command=None) -> report path``). Any of them can be given instead.
 
 and registers it under the entry-point group ``diffcore.domains``::
 
@@ -33,7 +37,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import MappingProxyType
@@ -76,6 +80,9 @@ class Domain:
             lower case, digits and dashes.
         title: human title, the hub's tab label.
         paper: the paper(s) the package follows, as a citation line.
+        module: the module holding the conventional ``smoke.py``, ``ui.py``,
+            ``train.py`` and ``bench.py``; it supplies the references below that
+            are not given.
         load: ``load(device="cpu")`` returning the shipped model(s) that
             ``smoke`` takes.
         smoke: ``smoke(loaded)`` running the domain's tiny smoke inputs and
@@ -93,12 +100,22 @@ class Domain:
     title: str
     paper: str
     load: str
-    smoke: str
-    demo: str
-    train: str
-    benchmarks: Mapping[str, str] = field(default_factory=dict)
+    module: str = ""
+    smoke: str = ""
+    demo: str = ""
+    train: str = ""
+    benchmarks: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
+        if self.module:
+            defaults = {"smoke": "smoke:smoke", "demo": "ui:build_demo", "train": "train:main"}
+            for attr, tail in defaults.items():
+                if not getattr(self, attr):
+                    object.__setattr__(self, attr, f"{self.module}.{tail}")
+            if self.benchmarks is None:
+                object.__setattr__(self, "benchmarks", {self.name: f"{self.module}.bench:run"})
+        if self.benchmarks is None:
+            object.__setattr__(self, "benchmarks", {})
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise PluginError(f"domain name {self.name!r} must be lower case letters, digits and dashes")
         for attr in ("title", "paper"):

@@ -6,9 +6,7 @@ domain = Domain(
     name="drive",
     title="Driving planner",
     paper="Liao et al. 2025, DiffusionDrive: Truncated Diffusion Model for End-to-End Autonomous Driving (CVPR)",
+    module="diffdrive",
     load="diffdrive.planner:Planner.load",
-    smoke="diffdrive.smoke:smoke",
-    demo="diffdrive.ui:build_demo",
-    train="diffdrive.train:main",
     benchmarks={"drive": "diffdrive.bench:run", "drive-cuda": "diffdrive.bench:run_cuda"},
 )

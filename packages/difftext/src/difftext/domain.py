@@ -9,9 +9,6 @@ domain = Domain(
         "Cheng et al. 2025, SDAR: A Synergistic Diffusion-AutoRegression Paradigm for Scalable Sequence Generation; "
         "Ma et al. 2025, dKV-Cache: The Cache for Diffusion Language Models"
     ),
+    module="difftext",
     load="difftext.lm:BlockDiffusionLM.load",
-    smoke="difftext.smoke:smoke",
-    demo="difftext.ui:build_demo",
-    train="difftext.train:main",
-    benchmarks={"text": "difftext.bench:run"},
 )

@@ -9,9 +9,8 @@ domain = Domain(
         "Ma et al. 2024 (DeepCache); Li et al. 2024 (Faster Diffusion); Liu et al. 2025 (TeaCache, CacheQuant); "
         "Li et al. 2023 (Q-Diffusion); Shang et al. 2023 (PTQ4DM)"
     ),
+    module="diffcore.lab",
     load="diffcore.zoo:load_tinysd",
-    smoke="diffcore.lab.smoke:smoke",
-    demo="diffcore.lab.ui:build_demo",
     train="diffcore.lab.schedules:main",
     benchmarks={"accel": "diffcore.bench.accel:run", "accel-cuda": "diffcore.bench.accel:run_cuda"},
 )

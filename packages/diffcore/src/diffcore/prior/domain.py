@@ -6,9 +6,7 @@ domain = Domain(
     name="prior",
     title="Prior",
     paper="Rombach et al. 2022, High-Resolution Image Synthesis with Latent Diffusion Models (as tinysd)",
+    module="diffcore.prior",
     load="diffcore.zoo:load_tinysd",
-    smoke="diffcore.prior.smoke:smoke",
-    demo="diffcore.prior.ui:build_demo",
     train="diffcore.prior.recipe:main",
-    benchmarks={"prior": "diffcore.prior.bench:run"},
 )
