@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from diffcore.errors import CheckpointError
+from diffcore.jsonfile import read_object
 
 #: UNet layers that get a LoRA: attention projections, resnet convs and their time projections
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2", "time_emb_proj"]
@@ -49,14 +50,7 @@ def save_lora(unet: UNet2DModel, path: str | Path, config: dict[str, Any]) -> Pa
 
 def read_config(path: str | Path) -> dict[str, Any]:
     """The adapter's ``config.json`` (a JSON object), or :class:`CheckpointError`."""
-    f = Path(path) / CONFIG_FILE
-    try:
-        cfg = json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read {f}: {e}") from e
-    if not isinstance(cfg, dict):
-        raise CheckpointError(f"{f} is not a JSON object")
-    return cfg
+    return read_object(Path(path) / CONFIG_FILE, "adapter config")
 
 
 def merged_unet(base: UNet2DModel, path: str | Path) -> UNet2DModel:

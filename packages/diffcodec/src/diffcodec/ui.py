@@ -31,7 +31,7 @@ from diffcodec.codec import Codec, RateInfo
 from diffcodec.images import to_rgb
 from diffcore.errors import DiffcoreError
 from diffcore.metrics import MS_SSIM_WEIGHTS
-from diffcore.offline_gradio import gr
+from diffcore.offline_gradio import gr, page
 
 METHOD_CHOICES = [
     ("OSCAR — one step", "oscar"),
@@ -190,18 +190,20 @@ def _decode(path: str | None, steps: float, progress=gr.Progress()):
     return image, text
 
 
+#: the demo's opening text (Markdown)
+INTRO = """\
+### Image codec — diffusion decoding at extremely low bit-rates
+**OSCAR** quantizes the tinysd latent per rate and treats the decoded latent as a noisy latent at a calibrated
+timestep: ONE UNet pass (a LoRA shared by all rates) cleans it. **RDEIC** entropy-codes the latent with a
+hyperprior and runs 2 relay-residual diffusion steps from it. The **hyperprior baseline** is the same kind of
+learned codec on pixels, with no diffusion. The bpp shown is the real size of the blob, header included.
+"""
+
+
 def build_demo() -> gr.Blocks:
     """The Image codec demo."""
     choices, problems = _rate_table()
-    with gr.Blocks(title="Image codec") as demo:
-        gr.Markdown(
-            "### Image codec — diffusion decoding at extremely low bit-rates\n"
-            "**OSCAR** quantizes the tinysd latent per rate and treats the decoded latent as a noisy latent at a "
-            "calibrated timestep: ONE UNet pass (a LoRA shared by all rates) cleans it. **RDEIC** entropy-codes "
-            "the latent with a hyperprior and runs 2 relay-residual diffusion steps from it. The **hyperprior "
-            "baseline** is the same kind of learned codec on pixels, with no diffusion. The bpp shown is the "
-            "real size of the blob, header included."
-        )
+    with page("Image codec", INTRO) as demo:
         gr.Markdown(
             "\n".join(f"- **{m}** is unavailable: {msg}" for m, msg in problems.items()),
             visible=bool(problems),

@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import hashlib
 import itertools
-import json
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 import torch
 
 from diffcore.errors import CheckpointError, PickleRefusedError
+from diffcore.jsonfile import read_object
 from diffcore.train.card import CARD_JSON, TrainingCard
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -89,11 +89,7 @@ def load_model(cls: type[M], path: str | Path, **kwargs: Any) -> M:
 
 def load_card(path: str | Path) -> dict[str, Any]:
     """The training card of a checkpoint folder."""
-    f = Path(path) / CARD_JSON
-    try:
-        return json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read training card {f}: {e}") from e
+    return read_object(Path(path) / CARD_JSON, "training card")
 
 
 def model_hash(model: torch.nn.Module) -> str:

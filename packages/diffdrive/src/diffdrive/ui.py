@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcore.errors import DiffcoreError, InvalidInputError
-from diffcore.offline_gradio import gr
+from diffcore.offline_gradio import gr, page
 from diffcore.validate import check_seed
 from diffdrive.closed_loop import ConstantVelocityDriver, Episode, ExpertDriver, PlannerDriver, run_episode
 from diffdrive.data import SPLIT_SEEDS
@@ -120,17 +120,20 @@ def drive(scenario: str, seed: float, label: str, compare: bool, progress: Any =
     return videos[0], (videos[1] if len(videos) > 1 else None), rows, note
 
 
+#: the demo's opening text (Markdown)
+INTRO = """\
+### Driving planner — DiffusionDrive on highway-env
+**DiffusionDrive** starts from 20 k-means trajectory anchors noised to a small timestep and denoises them in
+**2 steps** with a cascade decoder that attends to the surrounding vehicles, lanes and the ego state; the most
+confident trajectory is tracked by a controller, and the planner runs again every 0.5 s. The **vanilla
+diffusion policy** is the same network starting from pure noise (20 steps). Blue: candidates (more opaque =
+more confident); red: the executed plan.
+"""
+
+
 def build_demo() -> gr.Blocks:
     """The Driving planner demo."""
-    with gr.Blocks(title="Driving planner") as demo:
-        gr.Markdown(
-            "### Driving planner — DiffusionDrive on highway-env\n"
-            "**DiffusionDrive** starts from 20 k-means trajectory anchors noised to a small timestep and denoises "
-            "them in **2 steps** with a cascade decoder that attends to the surrounding vehicles, lanes and the ego "
-            "state; the most confident trajectory is tracked by a controller, and the planner runs again every 0.5 s. "
-            "The **vanilla diffusion policy** is the same network starting from pure noise (20 steps). Blue: "
-            "candidates (more opaque = more confident); red: the executed plan."
-        )
+    with page("Driving planner", INTRO) as demo:
         with gr.Row():
             scenario = gr.Dropdown(list(SCENARIOS), value="highway", label="Scenario", elem_id="drive-scenario")
             seed = gr.Number(value=SPLIT_SEEDS["eval"], precision=0, label="Seed (300000+ are held out)", elem_id="drive-seed")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcore.errors import DiffcoreError, InvalidInputError
-from diffcore.offline_gradio import gr
+from diffcore.offline_gradio import gr, page
 from diffcore.validate import check_seed
 from difftext.corpus import load_documents, split_documents
 from difftext.lm import ARLM, BlockDiffusionLM, Partial, TextResult
@@ -115,18 +115,21 @@ def generate(
             yield outs[0], outs[1], rows, note
 
 
+#: the demo's opening text (Markdown)
+INTRO = """\
+### Text diffusion — SDAR block diffusion against autoregressive decoding
+A small autoregressive Llama was trained on Python's reference documentation and then converted into an
+**SDAR** block-diffusion model: text is written in blocks, left to right with a KV cache, and inside a block
+all masked positions (▒) are predicted at once; those whose confidence passes the **threshold** are committed,
+so a block can take fewer forward passes than it has tokens. **dKV-Cache** also caches the keys and values of
+tokens decoded inside the current block (an approximation). The prompt is the start of a held-out test
+document.
+"""
+
+
 def build_demo() -> gr.Blocks:
     """The Text diffusion (SDAR) demo."""
-    with gr.Blocks(title="Text diffusion (SDAR)") as demo:
-        gr.Markdown(
-            "### Text diffusion — SDAR block diffusion against autoregressive decoding\n"
-            "A small autoregressive Llama was trained on Python's reference documentation and then converted into "
-            "an **SDAR** block-diffusion model: text is written in blocks, left to right with a KV cache, and "
-            "inside a block all masked positions (▒) are predicted at once; those whose confidence passes the "
-            "**threshold** are committed, so a block can take fewer forward passes than it has tokens. "
-            "**dKV-Cache** also caches the keys and values of tokens decoded inside the current block (an "
-            "approximation). The prompt is the start of a held-out test document."
-        )
+    with page("Text diffusion (SDAR)", INTRO) as demo:
         prompt = gr.Textbox(value=example_prompt(), lines=2, label="Prompt", elem_id="text-prompt")
         with gr.Row():
             tokens = gr.Slider(8, 128, value=48, step=1, label="Max new tokens", elem_id="text-tokens")

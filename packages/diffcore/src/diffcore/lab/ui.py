@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from diffcore.errors import DiffcoreError
 from diffcore.lab.variants import QUANT_CHOICES, cache_choices, compare
-from diffcore.offline_gradio import gr
+from diffcore.offline_gradio import gr, page
 from diffcore.sampling import list_samplers
 
 
@@ -29,15 +29,18 @@ def _run(
     return r["full"], r["fast"], info
 
 
+#: the demo's opening text (Markdown)
+INTRO = """\
+### Sampler lab — caches and quantization on tinysd
+Pick a sampler and an acceleration; the same seeds are sampled with full compute and with the acceleration,
+side by side, with the measured speed-up and the error. Searched schedules only run with the sampler and step
+count they were fitted for (their name says which).
+"""
+
+
 def build_demo() -> gr.Blocks:
     """The Sampler lab demo."""
-    with gr.Blocks(title="Sampler lab") as demo:
-        gr.Markdown(
-            "### Sampler lab — caches and quantization on tinysd\n"
-            "Pick a sampler and an acceleration; the same seeds are sampled with full compute and with the "
-            "acceleration, side by side, with the measured speed-up and the error. Searched schedules only run "
-            "with the sampler and step count they were fitted for (their name says which)."
-        )
+    with page("Sampler lab", INTRO) as demo:
         with gr.Row():
             with gr.Column(scale=1):
                 sampler = gr.Dropdown(choices=list_samplers(), value="ddim", label="Sampler", elem_id="lab-sampler")

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from diffcore.errors import DiffcoreError
-from diffcore.offline_gradio import gr
+from diffcore.offline_gradio import gr, page
 from diffcore.sampling import SAMPLERS, list_samplers
 from diffcore.zoo import shared_tinysd
 
@@ -48,24 +48,30 @@ def _sampler_choices() -> list[tuple[str, str]]:
     return [(f"{n} — {SAMPLERS[n].description}", n) for n in list_samplers()]
 
 
-def _run(sampler: str, steps: float, seed: float, n: float, size: float, progress=gr.Progress()):
-    from diffcore.prior.generate import generate
-
+def _on_tinysd(fn, *args, sampler: str, steps: int, seed: int, progress, bar_steps: int | None = None, **kw):
+    """``fn(shared_tinysd(), *args, sampler=, steps=, seed=, callback=, **kw)`` with a progress bar over
+    ``bar_steps`` (default ``steps``) sampler steps; diffcore's typed errors are shown as a ``gr.Error``."""
+    total = bar_steps or steps
     try:
-        steps_i, n_i, size_i, seed_i = int(steps), int(n), int(size), int(seed)
         progress(0, desc="loading tinysd")
-        model = shared_tinysd()
-        out = generate(
-            model,
+        return fn(
+            shared_tinysd(),
+            *args,
             sampler=sampler,
-            steps=steps_i,
-            seed=seed_i,
-            n=n_i,
-            size=size_i,
-            callback=lambda i, t, z: progress((i + 1, steps_i), desc=f"{sampler} step"),
+            steps=steps,
+            seed=seed,
+            callback=lambda i, t, z: progress((i + 1, total), desc=f"{sampler} step"),
+            **kw,
         )
     except DiffcoreError as e:
         raise gr.Error(str(e)) from e
+
+
+def _run(sampler: str, steps: float, seed: float, n: float, size: float, progress=gr.Progress()):
+    from diffcore.prior.generate import generate
+
+    steps_i, n_i, size_i, seed_i = int(steps), int(n), int(size), int(seed)
+    out = _on_tinysd(generate, sampler=sampler, steps=steps_i, seed=seed_i, progress=progress, n=n_i, size=size_i)
     per = out.seconds / max(steps_i, 1)
     info = (
         f"**{n_i} sample{'s' if n_i > 1 else ''}, {size_i}×{size_i} px, {sampler}, {steps_i} steps: "
@@ -87,22 +93,18 @@ def _img2img(image, strength: float, sampler: str, steps: float, seed: float, pr
 
     if image is None:
         raise gr.Error("Upload a photo first (or pick an example).")
-    try:
-        steps_i, seed_i = int(steps), int(seed)
-        n = max(int(steps_i * float(strength)), 1)
-        progress(0, desc="loading tinysd")
-        out = img2img(
-            shared_tinysd(),
-            image,
-            strength=float(strength),
-            sampler=sampler,
-            steps=steps_i,
-            seed=seed_i,
-            callback=lambda i, t, z: progress((i + 1, n), desc=f"{sampler} step"),
-        )
-    except DiffcoreError as e:
-        raise gr.Error(str(e)) from e
-    info = _edit_info(f"SDEdit at strength {float(strength):.2f}", out, sampler, steps_i, seed_i)
+    steps_i, seed_i, strength = int(steps), int(seed), float(strength)
+    out = _on_tinysd(
+        img2img,
+        image,
+        sampler=sampler,
+        steps=steps_i,
+        seed=seed_i,
+        progress=progress,
+        bar_steps=max(int(steps_i * strength), 1),
+        strength=strength,
+    )
+    info = _edit_info(f"SDEdit at strength {strength:.2f}", out, sampler, steps_i, seed_i)
     return out.noised, out.image, info
 
 
@@ -113,22 +115,11 @@ def _inpaint(
 
     if image is None:
         raise gr.Error("Upload a photo first (or pick an example).")
-    try:
-        box = (float(left) / 100, float(top) / 100, float(right) / 100, float(bottom) / 100)
-        steps_i, seed_i = int(steps), int(seed)
-        progress(0, desc="loading tinysd")
-        out = inpaint(
-            shared_tinysd(),
-            image,
-            lambda h, w: box_mask(h, w, box),
-            sampler=sampler,
-            steps=steps_i,
-            seed=seed_i,
-            callback=lambda i, t, z: progress((i + 1, steps_i), desc=f"{sampler} step"),
-        )
-    except DiffcoreError as e:
-        raise gr.Error(str(e)) from e
-    mask = box_mask(*out.source.shape[:2], box)
+    box = (float(left) / 100, float(top) / 100, float(right) / 100, float(bottom) / 100)
+    steps_i, seed_i = int(steps), int(seed)
+    mask_at = lambda h, w: box_mask(h, w, box)  # noqa: E731  (built at the working size)
+    out = _on_tinysd(inpaint, image, mask_at, sampler=sampler, steps=steps_i, seed=seed_i, progress=progress)
+    mask = box_mask(*out.source.shape[:2], box)  # valid: inpaint built the same one
     shown = out.source.copy()
     shown[mask] = (0.35 * shown[mask] + 0.65 * np.array([255, 0, 255])).astype(np.uint8)  # the region to redraw, tinted
     return shown, out.image, _edit_info("Inpainting", out, sampler, steps_i, seed_i, " The box is redrawn, the rest kept.")
@@ -210,15 +201,18 @@ def _inpaint_tab() -> None:
     )
 
 
+#: the demo's opening text (Markdown)
+INTRO = """\
+### tinysd — the shared image prior
+A small latent diffusion model (diffusers `AutoencoderKL` ×4 + `UNet2DModel`) trained by us on the offline
+photo pool. Its unconditional samples are textures more than scenes; what a small prior does well is edit a
+real photo: re-noise and denoise it (SDEdit), or redraw a region and keep the rest.
+"""
+
+
 def build_demo() -> gr.Blocks:
     """The Prior demo (also the hub's first tab)."""
-    with gr.Blocks(title="tinysd prior") as demo:
-        gr.Markdown(
-            "### tinysd — the shared image prior\n"
-            "A small latent diffusion model (diffusers `AutoencoderKL` ×4 + `UNet2DModel`) trained by us on the "
-            "offline photo pool. Its unconditional samples are textures more than scenes; what a small prior does "
-            "well is edit a real photo: re-noise and denoise it (SDEdit), or redraw a region and keep the rest."
-        )
+    with page("tinysd prior", INTRO) as demo:
         with gr.Tabs():
             with gr.Tab("Sample", elem_id="prior-tab-sample"):
                 _sample_tab()

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from diffcore.errors import CheckpointError, InvalidInputError
+from diffcore.jsonfile import read_object
 from diffcore.quant.config import QuantConfig
 from diffcore.quant.fake import ActQuant, LayerQuant, QuantWeight
 
@@ -100,11 +101,8 @@ def read_state(path: str | Path) -> tuple[QuantConfig, dict[str, LayerQuant], di
     p = Path(path)
     if not (p / META).is_file() or not (p / TENSORS).is_file():
         raise CheckpointError(f"no quantized state at {p}: expected {META} and {TENSORS}, written by handle.save(path)")
-    try:
-        meta = json.loads((p / META).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read {p / META}: {e}") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta = read_object(p / META, "quantized state")
+    if meta.get("format") != FORMAT:
         raise CheckpointError(f"{p / META} is not diffcore quantized state (format {FORMAT!r})")
     try:
         config = QuantConfig.from_dict(meta["config"])

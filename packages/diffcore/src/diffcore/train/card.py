@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from diffcore.errors import CheckpointError, InvalidInputError
+from diffcore.jsonfile import read_object
 from diffcore.machine import machine_name
 
 CARD_JSON, CARD_MD = "training_card.json", "training_card.md"
@@ -133,11 +134,4 @@ class TrainingCard:
 
     @classmethod
     def read(cls, folder: str | Path) -> TrainingCard:
-        f = Path(folder) / CARD_JSON
-        try:
-            d = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"cannot read training card {f}: {e}") from e
-        if not isinstance(d, dict):
-            raise CheckpointError(f"training card {f} is not a JSON object")
-        return cls.from_dict(d)
+        return cls.from_dict(read_object(Path(folder) / CARD_JSON, "training card"))
