@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from diffcodec import Codec
+from diffcodec.cli import main
 from diffcodec.codec import WEIGHTS
 from diffcodec.errors import TruncatedError
+from diffcodec.limits import MAX_STEPS
 from diffcore.errors import InvalidInputError, UnknownNameError
 from diffcore.testing import APIContract
 
@@ -17,6 +19,7 @@ class TestCodecContract(APIContract):
     weights = WEIGHTS
     copy = ("oscar",)
     takes_seed = False  # decoding is deterministic; the seed draws the input image
+    model_loaders = ("diffcodec.codec.Codec.load", "diffcodec.codec.Codec.for_blob")
 
     def load(self, path: Path | None = None) -> Codec:
         return Codec.load("oscar", path=path)
@@ -40,5 +43,20 @@ class TestCodecContract(APIContract):
             (lambda: model.compress(np.zeros((16, 24, 3), dtype=np.float64)), InvalidInputError),
             (lambda: model.compress(np.zeros((0, 24, 3), dtype=np.uint8)), InvalidInputError),
             (lambda: model.decompress(blob, steps=0), InvalidInputError),
+            (lambda: model.decompress(blob, steps=MAX_STEPS + 1), InvalidInputError),
+            (lambda: model.decompress(blob, steps=100_000), InvalidInputError),
+            (lambda: model.decompress(blob, steps=1.0), InvalidInputError),
             (lambda: model.decompress(blob[:-1]), TruncatedError),
+        ]
+
+    def cli_main(self, argv: list[str]) -> int:
+        return main(argv)
+
+    def cli_bad_argvs(self) -> list[list[str]]:
+        return [
+            ["decode", "in.dfc", "out.png", "--steps", "100000"],
+            ["decode", "in.dfc", "out.png", "--steps", "-1"],
+            ["decode", "no-such-blob.dfc", "out.png"],
+            ["encode", "no-such-image.png", "out.dfc"],
+            ["encode", "in.png", "out.dfc", "--method", "jpeg2000"],
         ]

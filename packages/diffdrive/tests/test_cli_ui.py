@@ -33,10 +33,8 @@ def test_drive_renders_a_video(tmp_path):
     "argv, msg",
     [
         (["eval", "--scenario", "racetrack", "--episodes", "1"], "unknown scenario"),
-        (["eval", "--episodes", "0"], "--episodes must be"),
         (["drive", "--render", "out.avi"], "must end in .mp4 or .gif"),
         (["eval", "--planner", "expert", "--episodes", "2", "--seed", str(2**32 - 1)], "last episode seed"),
-        (["eval", "--planner", "vanilla", "--steps", "0", "--episodes", "1"], "steps must be >= 1"),
     ],
 )
 def test_bad_arguments_are_clear_errors(argv, msg, capsys):

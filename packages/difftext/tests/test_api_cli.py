@@ -120,7 +120,6 @@ def test_cli_generate_and_eval(tmp_path, capsys):
     "argv, msg",
     [
         (["generate", ""], "prompt is empty"),
-        (["generate", PROMPT, "--block-size", "6"], "does not divide"),
         (["generate", PROMPT, "--threshold", "0"], "threshold must be"),
         (["generate", PROMPT, "--refresh", "2"], "add --dkv"),
         (["generate", PROMPT, "--steps", "9"], "steps per block"),

@@ -19,6 +19,7 @@ PROMPT = "The import statement"
 class _TextContract(APIContract):
     weights = WEIGHTS
     seed_changes_output = True
+    model_loaders = ("difftext.lm._load",)
 
     def assert_same(self, a: TextResult, b: TextResult) -> None:
         assert (a.text, a.tokens, a.forwards, a.steps_per_block) == (b.text, b.tokens, b.forwards, b.steps_per_block)
@@ -43,10 +44,29 @@ class TestBlockDiffusionContract(_TextContract):
             (lambda: model.generate(PROMPT, max_new_tokens=model.context), PromptTooLongError),
             (lambda: model.generate(PROMPT, max_new_tokens=4, block_size=3), BlockSizeError),
             (lambda: model.generate(PROMPT, max_new_tokens=4, threshold=2.0), InvalidInputError),
+            (lambda: model.generate(PROMPT, max_new_tokens=4, threshold=float("nan")), InvalidInputError),
+            (lambda: model.generate(PROMPT, max_new_tokens=4, steps=0), InvalidInputError),
+            (lambda: model.generate(PROMPT, max_new_tokens=4, dkv=True, refresh=-1), InvalidInputError),
+            (lambda: model.generate(PROMPT, max_new_tokens=4, refresh=2), InvalidInputError),
         ]
 
     def cli_seed_argv(self, seed: str) -> list[str]:
         return ["generate", PROMPT, "--max-new-tokens", "4", "--seed", seed]
+
+    def cli_bad_argvs(self) -> list[list[str]]:
+        return [
+            ["generate", ""],
+            ["generate", "   "],
+            ["generate", PROMPT, "--temperature", "inf"],
+            ["generate", PROMPT, "--threshold", "nan"],
+            ["generate", PROMPT, "--max-new-tokens", "8.5"],
+            ["generate", PROMPT, "--block-size", "5"],
+            ["generate", PROMPT, "--steps", "9"],
+            ["generate", PROMPT, "--refresh", "2"],
+            ["generate", PROMPT, "--dkv", "--refresh", "-1"],
+            ["eval", "--prompts", "0"],
+            ["eval", "--temperature", "-1"],
+        ]
 
 
 class TestARContract(_TextContract):
@@ -64,4 +84,9 @@ class TestARContract(_TextContract):
             (lambda: model.generate(123, max_new_tokens=4), InvalidInputError),
             (lambda: model.generate(PROMPT, max_new_tokens=0), InvalidInputError),
             (lambda: model.generate(PROMPT, max_new_tokens=4, temperature=-1.0), InvalidInputError),
+            (lambda: model.generate(PROMPT, max_new_tokens=4, temperature=float("inf")), InvalidInputError),
+            (lambda: model.generate(PROMPT, max_new_tokens=8.5), InvalidInputError),
+            (lambda: model.generate(PROMPT, max_new_tokens=True), InvalidInputError),
+            (lambda: model.generate("\ud800 lone surrogate", max_new_tokens=4), InvalidInputError),
+            (lambda: model.generate(PROMPT, max_new_tokens=4, seed=2**64), InvalidInputError),
         ]

@@ -11,30 +11,22 @@ diffusion), with real rANS / fixed-length bitstreams::
 Importing this package loads no model and does not import gradio.
 """
 
-from diffcodec.bitstream import Header, read_header
-from diffcodec.codec import Codec, RateInfo
-from diffcodec.errors import (
-    BadMagicError,
-    BitstreamError,
-    ChecksumError,
-    CodecError,
-    HostileBitstreamError,
-    TruncatedError,
-    UnsupportedImageError,
-    UnsupportedVersionError,
-)
+from diffcore.lazy import lazy_exports
 
-__all__ = [
-    "BadMagicError",
-    "BitstreamError",
-    "ChecksumError",
-    "Codec",
-    "CodecError",
-    "Header",
-    "HostileBitstreamError",
-    "RateInfo",
-    "TruncatedError",
-    "UnsupportedImageError",
-    "UnsupportedVersionError",
-    "read_header",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "diffcodec.bitstream": ["Header", "read_header"],
+        "diffcodec.codec": ["Codec", "RateInfo"],
+        "diffcodec.errors": [
+            "BadMagicError",
+            "BitstreamError",
+            "ChecksumError",
+            "CodecError",
+            "HostileBitstreamError",
+            "TruncatedError",
+            "UnsupportedImageError",
+            "UnsupportedVersionError",
+        ],
+    },
+)

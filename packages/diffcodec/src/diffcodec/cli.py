@@ -23,7 +23,9 @@ import warnings
 from pathlib import Path
 
 from diffcodec.bitstream import METHODS
+from diffcodec.limits import MAX_STEPS
 from diffcore.cli_errors import run_command
+from diffcore.validate import count_arg
 
 #: Pillow options for the lossless / near-lossless writing of decoded images
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
@@ -165,7 +167,12 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decode", parents=[weights], help="decompress a blob; the method is read from its header")
     d.add_argument("input", type=Path, help="a .dfc blob")
     d.add_argument("output", type=Path, help="the image to write, in the format its extension names (PNG if none)")
-    d.add_argument("--steps", type=int, default=None, help="UNet passes (default: the method's own: OSCAR 1, RDEIC 2)")
+    d.add_argument(
+        "--steps",
+        type=count_arg("--steps", low=0, high=MAX_STEPS),
+        default=None,
+        help=f"UNet passes, at most {MAX_STEPS} (default: the method's own: OSCAR 1, RDEIC 2; the hyperprior 0)",
+    )
     d.set_defaults(fn=_decode)
 
     v = sub.add_parser("eval", parents=[weights], help="rate-distortion table of a folder of images")

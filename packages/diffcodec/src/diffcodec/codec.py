@@ -33,7 +33,9 @@ from safetensors.torch import load_file
 from diffcodec.bitstream import METHODS, Header, pack, rans_guard, unpack
 from diffcodec.errors import CodecError, HostileBitstreamError
 from diffcodec.images import to_rgb
+from diffcodec.limits import MAX_STEPS
 from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
+from diffcore.validate import check_count
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: where each method's folders live under a weights root
@@ -265,12 +267,13 @@ class Codec:
         return header.rate
 
     def _check_steps(self, steps: int | None) -> int:
-        steps = self.default_steps if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < (1 if self.method != "hyperprior" else 0):
-            raise InvalidInputError(f"steps must be a positive int for {self.method}, got {steps!r}")
-        if self.method == "hyperprior" and steps:
-            raise InvalidInputError("the hyperprior baseline has no diffusion: steps must be 0 or None")
-        return steps
+        if steps is None:
+            return self.default_steps
+        if self.method == "hyperprior":
+            if steps != 0 or isinstance(steps, bool):
+                raise InvalidInputError(f"the hyperprior baseline has no diffusion: steps must be 0 or None, got {steps!r}")
+            return 0
+        return check_count(steps, f"steps for {self.method}", high=MAX_STEPS)
 
     @torch.no_grad()
     def decode_tensor(self, header: Header, payloads: list[bytes], *, steps: int | None = None) -> torch.Tensor:

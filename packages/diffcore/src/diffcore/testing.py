@@ -80,6 +80,8 @@ class APIContract:
     takes_seed: ClassVar[bool] = True
     #: whether two seeds give two different outputs (a stochastic sampler), checked when True
     seed_changes_output: ClassVar[bool] = False
+    #: dotted names of the functions that load weights; the CLI test makes them fail to prove they are not reached
+    model_loaders: ClassVar[tuple[str, ...]] = ("diffcore.checkpoint.load_model",)
 
     # ------------------------------------------------------------------ hooks
 
@@ -106,6 +108,10 @@ class APIContract:
     def cli_main(self, argv: list[str]) -> int:
         """The package CLI's ``main``."""
         raise NotImplementedError
+
+    def cli_bad_argvs(self) -> list[list[str]]:
+        """Argument lists the CLI must refuse (status 2, one ``error:`` line) before it loads any model."""
+        return []
 
     # ------------------------------------------------------------------ the contract
 
@@ -182,6 +188,27 @@ class APIContract:
                 self.cli_main(self.cli_seed_argv(bad))
             assert exit_.value.code == 2
             assert re.search(r"error: argument --seed: .*" + re.escape(bad), capsys.readouterr().err)
+
+    def test_cli_refuses_bad_arguments_before_loading(self, capsys: Any, monkeypatch: Any) -> None:
+        import pytest
+
+        argvs = self.cli_bad_argvs()
+        if not argvs:
+            pytest.skip("no bad argument lists given for this CLI")
+
+        def no_load(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a model was loaded before the arguments were checked")
+
+        for name in self.model_loaders:
+            monkeypatch.setattr(name, no_load)
+        for argv in argvs:
+            try:
+                code = self.cli_main(argv)
+            except SystemExit as e:  # argparse's own refusals
+                code = e.code
+            assert code == 2, f"{argv}: exit status {code}"
+            err = capsys.readouterr().err
+            assert "error:" in err and "Traceback" not in err, f"{argv}: {err}"
 
     def test_bad_inputs_give_typed_errors(self) -> None:
         import pytest

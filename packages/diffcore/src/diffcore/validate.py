@@ -1,12 +1,15 @@
 """Argument validation shared by every domain API and CLI.
 
 One rule per argument kind, so ``seed=-1`` gets the same answer from
-``Planner.plan``, ``BlockDiffusionLM.generate`` and ``diffdrive eval --seed``.
+``Planner.plan``, ``BlockDiffusionLM.generate`` and ``diffdrive eval --seed``,
+and every count of work (steps, tokens, episodes) has a documented maximum:
+:func:`check_count` in the API, :func:`count_arg` in the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,16 +33,38 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return int(seed)
 
 
-def seed_arg(text: str) -> int:
-    """An ``argparse`` ``type=`` for ``--seed``: the text as an int checked by :func:`check_seed`.
+def check_count(value: Any, name: str, *, low: int = 1, high: int) -> int:
+    """``value`` as a plain ``int`` in ``[low, high]`` (a step, token or episode count), or :class:`InvalidInputError`.
 
-    A bad value is reported by argparse itself (``<prog>: error: argument --seed: …``, exit status 2).
+    ``bool``, ``float`` (even ``8.0``), ``str`` and ``None`` are refused, like seeds.
     """
-    try:
-        value = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {text!r}") from e
-    try:
-        return check_seed(value)
-    except InvalidInputError as e:
-        raise argparse.ArgumentTypeError(str(e)) from e
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InvalidInputError(f"{name} must be an integer in [{low}, {high}], got {value!r} ({type(value).__name__})")
+    if not low <= int(value) <= high:
+        raise InvalidInputError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _int_arg(check: Callable[[int], int], usage: str) -> Callable[[str], int]:
+    """An ``argparse`` ``type=``: the text as an int checked by ``check``; argparse reports a refusal (status 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"must be {usage}, got {text!r}") from e
+        try:
+            return check(value)
+        except InvalidInputError as e:
+            raise argparse.ArgumentTypeError(str(e)) from e
+
+    return parse
+
+
+#: ``type=seed_arg`` for ``--seed``: :func:`check_seed`'s rule (``<prog>: error: argument --seed: …``)
+seed_arg = _int_arg(check_seed, "an integer in [0, 2**32)")
+
+
+def count_arg(name: str, *, low: int = 1, high: int) -> Callable[[str], int]:
+    """``type=`` for a count option (``--steps``, ``--episodes``): :func:`check_count`'s rule, reported by argparse."""
+    return _int_arg(lambda v: check_count(v, name, low=low, high=high), f"an integer in [{low}, {high}]")

@@ -5,24 +5,15 @@ headless highway-env scenario whose observations are diffdrive scene vectors.
 Importing this package loads no model and does not import gradio.
 """
 
-from diffdrive.controller import TrackingController
-from diffdrive.errors import AnchorMismatchError, ObservationError, UnknownScenarioError
-from diffdrive.planner import PLANNERS, DrivingPolicy, Plan, Planner
-from diffdrive.scenarios import SCENARIOS, make_env
-from diffdrive.scene import SCENE_DIM, Scene, observe
+from diffcore.lazy import lazy_exports
 
-__all__ = [
-    "PLANNERS",
-    "SCENARIOS",
-    "SCENE_DIM",
-    "AnchorMismatchError",
-    "DrivingPolicy",
-    "ObservationError",
-    "Plan",
-    "Planner",
-    "Scene",
-    "TrackingController",
-    "UnknownScenarioError",
-    "make_env",
-    "observe",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "diffdrive.controller": ["TrackingController"],
+        "diffdrive.errors": ["AnchorMismatchError", "ObservationError", "UnknownScenarioError"],
+        "diffdrive.planner": ["PLANNERS", "DrivingPolicy", "Plan", "Planner"],
+        "diffdrive.scenarios": ["SCENARIOS", "make_env"],
+        "diffdrive.scene": ["SCENE_DIM", "Scene", "observe"],
+    },
+)

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from diffcore.cli_errors import run_command
-from diffcore.validate import check_seed, seed_arg
+from diffcore.validate import check_seed, count_arg, seed_arg
+from diffdrive.limits import MAX_EPISODES, MAX_STEPS
 
 DRIVERS = ("diffusiondrive", "vanilla", "regression", "expert", "constant-velocity")
 
@@ -36,7 +37,12 @@ def _driver(name: str, steps: int | None, weights: Path | None):
 
 def _add_driver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--planner", choices=DRIVERS, default="diffusiondrive")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: 2 for diffusiondrive, 20 for vanilla)")
+    p.add_argument(
+        "--steps",
+        type=count_arg("--steps", high=MAX_STEPS),
+        default=None,
+        help=f"denoising steps, at most {MAX_STEPS} (default: 2 for diffusiondrive, 20 for vanilla)",
+    )
     p.add_argument(
         "--weights", type=Path, default=None, metavar="ROOT", help="a weights root written by `diffdrive train --weights ROOT`"
     )
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("eval", help="closed-loop evaluation on held-out seeds")
     _add_driver_args(e)
     e.add_argument("--scenario", default="all", help="highway, merge or all")
-    e.add_argument("--episodes", type=int, default=20)
+    e.add_argument("--episodes", type=count_arg("--episodes", high=MAX_EPISODES), default=20, help=f"at most {MAX_EPISODES}")
     e.add_argument("--seed", type=seed_arg, default=300_000, help="first episode seed (default: the held-out eval seeds)")
     e.add_argument("--json", type=Path, default=None, help="write per-episode and mean metrics here")
 
@@ -91,11 +97,9 @@ def _run(a: argparse.Namespace) -> int:
     from diffdrive.scenarios import SCENARIOS, get_scenario
 
     if a.cmd == "eval":
-        if a.episodes < 1:
-            raise InvalidInputError(f"--episodes must be >= 1, got {a.episodes}")
         check_seed(a.seed + a.episodes - 1, "the last episode seed (--seed + --episodes - 1)")
-        driver = _driver(a.planner, a.steps, a.weights)
         scenarios = list(SCENARIOS) if a.scenario == "all" else [get_scenario(a.scenario).name]
+        driver = _driver(a.planner, a.steps, a.weights)
         out = {"driver": driver.name, "seed": a.seed, "episodes": a.episodes, "scenarios": {}}
         for sc in scenarios:
             agg, eps = evaluate(driver, sc, list(range(a.seed, a.seed + a.episodes)))
@@ -110,8 +114,9 @@ def _run(a: argparse.Namespace) -> int:
 
     if a.render.suffix.lower() not in (".mp4", ".gif"):
         raise InvalidInputError(f"--render must end in .mp4 or .gif, got {a.render.name!r}")
+    scenario = get_scenario(a.scenario).name
     driver = _driver(a.planner, a.steps, a.weights)
-    ep = run_episode(get_scenario(a.scenario).name, driver, a.seed, render=True)
+    ep = run_episode(scenario, driver, a.seed, render=True)
     write_video(ep.frames, a.render)
     print(f"{a.scenario} seed {a.seed}, {driver.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in ep.metrics().items()))
     print(f"wrote {a.render}")

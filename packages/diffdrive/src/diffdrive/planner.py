@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
-from diffcore.validate import SEED_LIMIT, check_seed
+from diffcore.validate import SEED_LIMIT, check_count, check_seed
 from diffdrive.controller import TrackingController
 from diffdrive.errors import AnchorMismatchError
+from diffdrive.limits import MAX_STEPS
 from diffdrive.model import DrivePlanner
 from diffdrive.sampling import DEFAULT_STEPS, SAMPLERS
 from diffdrive.scene import SCENE_DIM, Scene, check_scenes, observe
@@ -106,9 +107,7 @@ class Planner:
     def __init__(self, model: DrivePlanner, name: str, *, steps: int | None = None) -> None:
         self.model, self.name = model, name
         self.kind = model.config.kind
-        self.steps = steps if steps is not None else DEFAULT_STEPS[self.kind]
-        if self.steps < 1:
-            raise InvalidInputError(f"steps must be >= 1, got {self.steps}")
+        self.steps = DEFAULT_STEPS[self.kind] if steps is None else check_count(steps, "steps", high=MAX_STEPS)
 
     @classmethod
     def load(
@@ -121,7 +120,7 @@ class Planner:
             path: a weights root laid out like the shipped ``weights/`` folder (one sub-folder per planner), as
                 ``diffdrive train --weights PATH`` writes it; None: the shipped weights.
             device: ``"cpu"`` or ``"cuda"``.
-            steps: denoising steps (default: 2 for DiffusionDrive, 20 for vanilla).
+            steps: denoising steps in [1, ``MAX_STEPS``] (default: 2 for DiffusionDrive, 20 for vanilla).
         """
         name = "diffusiondrive" if name is None else name
         if name not in PLANNERS:

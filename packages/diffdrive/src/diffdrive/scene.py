@@ -35,6 +35,10 @@ LANES = 3
 LANE_POINTS = 8
 LANE_SPACING = 10.0
 SCENE_DIM = EGO_DIM + MAX_AGENTS * AGENT_DIM + LANES * LANE_POINTS * 3
+#: no observed value comes near this (m or m/s): agents are within AGENT_RANGE, speeds stay under 50 m/s, and the
+#: largest value of a held-out merge episode (a lane sample) is 206; a scene beyond it is not one the encoder was
+#: trained on (a unit or frame mistake, a forged input), and is refused
+PHYSICAL_LIMIT = 1000.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,13 @@ def check_scenes(x: object) -> tuple[np.ndarray, bool]:
     if bad.any():
         rows = sorted({int(i) for i in np.nonzero(bad)[0]})[:5]
         raise ObservationError(f"scene(s) {rows} contain NaN or inf values")
+    far = np.abs(arr) > PHYSICAL_LIMIT
+    if far.any():
+        rows = sorted({int(i) for i in np.nonzero(far)[0]})[:5]
+        raise ObservationError(
+            f"scene(s) {rows} hold values beyond {PHYSICAL_LIMIT:g} (largest {float(np.abs(arr).max()):.3g}): "
+            "positions are metres and speeds m/s in the ego frame; build scenes with diffdrive.observe(env)"
+        )
     return arr, single
 
 

@@ -4,7 +4,12 @@
 Importing this package loads no model and imports neither transformers nor gradio.
 """
 
-from difftext.errors import BlockSizeError, EmptyPromptError, PromptTooLongError
-from difftext.lm import ARLM, BlockDiffusionLM, Partial, TextResult
+from diffcore.lazy import lazy_exports
 
-__all__ = ["ARLM", "BlockDiffusionLM", "BlockSizeError", "EmptyPromptError", "Partial", "PromptTooLongError", "TextResult"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "difftext.errors": ["BlockSizeError", "EmptyPromptError", "PromptTooLongError"],
+        "difftext.lm": ["ARLM", "BlockDiffusionLM", "Partial", "TextResult"],
+    },
+)

@@ -221,7 +221,8 @@ def confidence_rows(ar: ARLM, sdar: BlockDiffusionLM, prompts: list[list[int]], 
 def likelihood_rows(ar: ARLM, sdar: BlockDiffusionLM, quick: bool) -> list[dict[str, Any]]:
     from difftext.ar import perplexity, stream_nll, token_stream
     from difftext.corpus import load_documents, split_documents
-    from difftext.sdar import BLOCK_SIZES, nll_bound
+    from difftext.limits import BLOCK_SIZES
+    from difftext.sdar import nll_bound
 
     val = token_stream(ar.tokenizer, split_documents(load_documents())["val"])
     if quick:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from diffcore.cli_errors import run_command
 from diffcore.errors import InvalidInputError
-from diffcore.validate import seed_arg
+from diffcore.validate import count_arg, seed_arg
+from difftext.limits import BLOCK_SIZES, MAX_NEW_TOKENS, MAX_PROMPTS, check_params, check_prompt, check_refresh, check_steps
 
 
 def _train(args: list[str]) -> int:
@@ -27,16 +28,6 @@ def _train(args: list[str]) -> int:
 
     main(args)
     return 0
-
-
-def _positive(name: str):
-    def parse(v: str) -> int:
-        n = int(v)
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {n}")
-        return n
-
-    return parse
 
 
 def _models(a: argparse.Namespace):
@@ -83,8 +74,6 @@ def _eval(a: argparse.Namespace) -> int:
 
     ar, sdar = _models(a)
     sdar.check_block(a.block_size)
-    decode.check_params(a.threshold, a.temperature, a.max_new_tokens)
-    decode.check_steps(a.block_size, a.steps)
     tok = ar.tokenizer
     prompts = prompts_from(tok, a.split, n=a.prompts, data=a.data)
     stats = {"ar": SampleStats(), "sdar": SampleStats()}
@@ -131,11 +120,11 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the text and counts here")
         else:
             s.add_argument("--split", choices=("val", "test"), default="test")
-            s.add_argument("--prompts", type=_positive("--prompts"), default=16)
+            s.add_argument("--prompts", type=count_arg("--prompts", high=MAX_PROMPTS), default=16)
             s.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results to this file")
             s.add_argument("--data", default=None, help="the corpus the models were trained on, if not pydoc_data")
-        s.add_argument("--max-new-tokens", type=_positive("--max-new-tokens"), default=64)
-        s.add_argument("--block-size", type=int, default=4)
+        s.add_argument("--max-new-tokens", type=count_arg("--max-new-tokens", high=MAX_NEW_TOKENS), default=64)
+        s.add_argument("--block-size", type=int, choices=BLOCK_SIZES, default=4)
         s.add_argument("--threshold", type=float, default=0.9)
         s.add_argument("--temperature", type=float, default=0.0)
         s.add_argument("--seed", type=seed_arg, default=0)
@@ -151,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
 def _run(a: argparse.Namespace) -> int:
     if a.refresh and not a.dkv:
         raise InvalidInputError("--refresh applies to dKV-Cache decoding only: add --dkv")
+    # every argument is checked before a model is loaded (seconds): a mistake is refused at once
+    if a.cmd == "generate":
+        check_prompt(a.prompt)
+    check_params(a.threshold, a.temperature, a.max_new_tokens)
+    check_steps(a.block_size, a.steps)
+    check_refresh(a.refresh)
     return _generate(a) if a.cmd == "generate" else _eval(a)
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from diffcore.errors import InvalidInputError
+from difftext.limits import check_params, check_refresh, check_steps
 
 if TYPE_CHECKING:  # diffusers is imported where the scheduler is built
     from diffusers import BlockRefinementScheduler
@@ -71,24 +72,6 @@ def run(decoder: Decoder) -> Generation:
             next(decoder)
         except StopIteration as stop:
             return stop.value
-
-
-def check_params(threshold: float, temperature: float, max_new_tokens: int) -> None:
-    if not 0 < threshold <= 1:
-        raise InvalidInputError(f"threshold must be in (0, 1], got {threshold}")
-    if not temperature >= 0:
-        raise InvalidInputError(f"temperature must be >= 0, got {temperature}")
-    if max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-
-
-def check_steps(block: int, steps: int | None) -> int:
-    """Denoising steps per block: ``None`` means ``block``; otherwise an integer in [1, block]."""
-    if steps is None:
-        return block
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= block:
-        raise InvalidInputError(f"steps per block must be an integer in [1, {block}], got {steps!r}")
-    return steps
 
 
 def block_causal(length: int, block: int, device=None) -> torch.Tensor:
@@ -280,8 +263,7 @@ def blocks_dkv(
     from transformers import DynamicCache
 
     check_params(threshold, temperature, max_new_tokens)
-    if refresh < 0:
-        raise InvalidInputError(f"refresh must be >= 0, got {refresh}")
+    check_refresh(refresh)
     t0 = time.perf_counter()
     dev = model.device
     _prompts([prompt], dev)

@@ -24,8 +24,8 @@ import torch
 from diffcore.errors import CheckpointError, InvalidInputError, UnknownNameError
 from diffcore.validate import check_seed
 from difftext import decode
-from difftext.errors import BlockSizeError, EmptyPromptError, PromptTooLongError
-from difftext.sdar import BLOCK_SIZES
+from difftext.errors import BlockSizeError, PromptTooLongError
+from difftext.limits import BLOCK_SIZES, check_params, check_prompt, check_steps
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -113,10 +113,7 @@ class _LM:
         return cls(model, tok)
 
     def encode(self, prompt: str, max_new_tokens: int) -> list[int]:
-        if not isinstance(prompt, str):
-            raise InvalidInputError(f"the prompt must be a string, got {type(prompt).__name__}")
-        if not prompt.strip():
-            raise EmptyPromptError("the prompt is empty; give at least one word")
+        check_prompt(prompt)
         ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if len(ids) + max_new_tokens > self.context:
             raise PromptTooLongError(
@@ -198,8 +195,8 @@ class BlockDiffusionLM(_LM):
         steps: int | None,
     ) -> tuple[list[int], decode.Decoder]:
         self.check_block(block_size)
-        decode.check_params(threshold, temperature, max_new_tokens)
-        decode.check_steps(block_size, steps)
+        check_params(threshold, temperature, max_new_tokens)
+        check_steps(block_size, steps)
         ids = self.encode(prompt, max_new_tokens + block_size)  # the last block may run past max_new_tokens
         gen = self._generator(seed, temperature)
         kw = dict(

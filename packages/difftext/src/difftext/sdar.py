@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffcore.errors import InvalidInputError
-
-BLOCK_SIZES = (4, 8, 16)
+from difftext.limits import BLOCK_SIZES
 
 
 def block_diffusion_mask(length: int, block: int) -> torch.Tensor:

@@ -91,7 +91,8 @@ def train_sdar(recipe: ARRecipe, run: Run) -> Path:
     """Stage ``sdar``: the block-diffusion conversion of the AR weights under ``run.weights / "ar"``."""
     from transformers import LlamaForCausalLM
 
-    from difftext.sdar import BLOCK_SIZES, BlockDiffusionObjective, nll_bound
+    from difftext.limits import BLOCK_SIZES
+    from difftext.sdar import BlockDiffusionObjective, nll_bound
     from difftext.tokenizer import load_tokenizer
 
     src = run.weights / "ar"

@@ -26,8 +26,8 @@ from diffcore.errors import DiffcoreError, InvalidInputError
 from diffcore.offline_gradio import gr, page
 from diffcore.validate import check_seed
 from difftext.corpus import load_documents, split_documents
+from difftext.limits import BLOCK_SIZES
 from difftext.lm import ARLM, BlockDiffusionLM, Partial, TextResult
-from difftext.sdar import BLOCK_SIZES
 
 MASK = "▒"
 PROMPT_WORDS = 8
