@@ -19,9 +19,9 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 #: shipped tinysd versions with an autoencoder (folders under ``weights/``); v2's is the colour-faithful one
 AUTOENCODER_NAMES: tuple[str, ...] = ("tinysd", "tinysd-v2")
-#: shipped tinysd versions with their UNet too (what :func:`load_tinysd` loads); v2's UNet is trained on
-#: its autoencoder's latents next (issue 14), then v2 becomes the default
-TINYSD_NAMES: tuple[str, ...] = ("tinysd",)
+#: shipped tinysd versions with their UNet too (what :func:`load_tinysd` loads); v2 becomes the default once
+#: what stands on tinysd's latents (tinydit, the lab's schedules, the codec) is retrained on it (issue 14)
+TINYSD_NAMES: tuple[str, ...] = ("tinysd", "tinysd-v2")
 #: the version :func:`load_tinysd` returns when no name is given
 DEFAULT_TINYSD = "tinysd"
 

@@ -3,9 +3,10 @@
 ``diffcore train lab`` (one stage, ``schedules``, on diffcore's stage runner
 :func:`diffcore.train.run_stages`) profiles tinysd on calibration seeds (never
 the benchmark's evaluation seeds), runs the DP schedule and the evolutionary
-search, and writes JSON artifacts to ``weights/tinysd/schedules/`` (``--weights
-ROOT``: ``ROOT/schedules``) — each bound to tinysd's weight hash, sampler and
-step count — with one :class:`~diffcore.train.TrainingCard` for all of them.
+search, and writes JSON artifacts to ``weights/<prior>/schedules/`` (``--prior``
+a shipped tinysd version, default the default one; ``--weights ROOT``:
+``ROOT/<prior>/schedules``) — each bound to that tinysd's weight hash, sampler
+and step count — with one :class:`~diffcore.train.TrainingCard` for all of them.
 The card's ``steps`` are the evolutionary search's generations, its ``batch``
 the calibration latents and its ``parameters`` the recompute flags fitted; the
 per-schedule numbers are its metrics (``<schedule>_error`` …).
@@ -21,11 +22,13 @@ from pathlib import Path
 import torch
 
 from diffcore.cache import DeepCacheConfig, search
+from diffcore.errors import UnknownNameError
 from diffcore.train import Run, TrainingCard, detect_machine, run_stages
 from diffcore.train.card import CARD_JSON
-from diffcore.zoo import WEIGHTS, load_tinysd
+from diffcore.zoo import DEFAULT_TINYSD, TINYSD_NAMES, WEIGHTS, load_tinysd
 
-SCHEDULES_DIR = WEIGHTS / "tinysd" / "schedules"
+#: the schedules of the default tinysd (what the lab and the accel benchmark offer)
+SCHEDULES_DIR = WEIGHTS / DEFAULT_TINYSD / "schedules"
 CALIB_SEED = 1000
 
 
@@ -52,6 +55,7 @@ class LabRecipe:
     """How the schedules are searched (defaults: the shipped fit)."""
 
     seed: int = 0  # of the evolutionary search
+    prior: str = DEFAULT_TINYSD  # the shipped tinysd version the schedules are fitted for
     calibration_latents: int = 4  # drawn from torch seed CALIB_SEED
     population: int = 12
     generations: int = 6
@@ -67,8 +71,10 @@ def list_schedules(root: Path = SCHEDULES_DIR) -> dict[str, Path]:
 
 
 def fit_all(out: Path = SCHEDULES_DIR, recipe: LabRecipe = LabRecipe()) -> list[Path]:
-    """Fit every schedule of :data:`FITS` on tinysd; returns the written paths."""
-    sd = load_tinysd()
+    """Fit every schedule of :data:`FITS` on the tinysd ``recipe.prior``; returns the written paths."""
+    if recipe.prior not in TINYSD_NAMES:
+        raise UnknownNameError(f"no shipped tinysd {recipe.prior!r} to fit schedules for; shipped: {', '.join(TINYSD_NAMES)}")
+    sd = load_tinysd(recipe.prior)
     calib = torch.randn(recipe.calibration_latents, 4, 16, 16, generator=torch.Generator().manual_seed(CALIB_SEED))
     profiles: dict[tuple[str, int], search.Profile] = {}
     written = []
@@ -139,12 +145,12 @@ def schedules_card(root: Path, recipe: LabRecipe, *, machine: str, command: str)
 
 
 def fit_schedules(recipe: LabRecipe, run: Run) -> Path:
-    """Stage ``schedules``: fit every schedule into ``run.weights / "schedules"`` and write its card."""
-    out = run.weights / "schedules"
+    """Stage ``schedules``: fit every schedule into ``run.weights / recipe.prior / "schedules"`` and write its card."""
+    out = run.weights / recipe.prior / "schedules"
     fit_all(out, recipe)
     return schedules_card(out, recipe, machine=detect_machine(), command=run.command("schedules")).write(out)
 
 
 def main(argv: list[str] | None = None) -> None:
     """``diffcore train lab``: refit the shipped schedules (seeded; minutes on 2 cores)."""
-    run_stages(argv, "lab", LabRecipe(), {"schedules": fit_schedules}, WEIGHTS / "tinysd")
+    run_stages(argv, "lab", LabRecipe(), {"schedules": fit_schedules}, WEIGHTS)
