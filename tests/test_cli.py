@@ -1,7 +1,10 @@
 """The ``diffcore`` command."""
 
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,36 @@ def test_unknown_benchmark_is_a_clear_error(capsys):
 def test_console_scripts_installed():
     out = subprocess.run([sys.executable, "-m", "diffcore.cli", "list"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "prior" in out.stdout
+
+
+@pytest.mark.parametrize("argv", [["--port", "99999"], ["--port", "0"], ["--port", "http"]])
+def test_bad_ports_are_refused_at_once(argv):
+    """Before, ``diffsuite --port 99999`` built every demo (~40 s) and then printed a raw traceback."""
+    for command in (["diffsuite"], ["diffcore", "serve"]):
+        t = time.perf_counter()
+        out = _run_script(command + argv)
+        assert out.returncode == 2 and "error: argument --port" in out.stderr and "Traceback" not in out.stderr
+        assert time.perf_counter() - t < 10
+
+
+def test_a_port_in_use_is_one_line_before_any_demo_is_built():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        t = time.perf_counter()
+        out = _run_script(["diffsuite", "--port", str(port)])
+    assert (
+        out.returncode == 2
+        and out.stderr == f"diffsuite: error: 127.0.0.1:{port} is already in use: stop what runs there or pick another --port\n"
+    )
+    assert time.perf_counter() - t < 10
+
+
+def _run_script(argv: list[str]) -> subprocess.CompletedProcess:
+    """A console script of this environment, as a user runs it."""
+    exe = Path(sys.executable).with_name(argv[0])
+    return subprocess.run([str(exe), *argv[1:]], capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.slow

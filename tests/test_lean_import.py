@@ -37,3 +37,34 @@ def test_importing_packages_is_lean():
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("modules lean") and int(out.stdout.split()[0]) > 50, out.stdout
+
+
+CLI_CHECK = """
+import importlib, sys
+from diffcore.plugins import discover
+
+packages = sorted({e.entry_point.module.split(".")[0] for e in discover().values()} - {"diffcore"})
+for pkg in packages:
+    importlib.import_module(pkg)
+    for name in ("limits", "errors"):
+        try:
+            importlib.import_module(f"{pkg}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{pkg}.{name}":
+                raise
+    try:
+        importlib.import_module(f"{pkg}.cli")
+    except ModuleNotFoundError as e:
+        if e.name != f"{pkg}.cli":
+            raise
+heavy = sorted(m for m in ("torch", "diffusers", "transformers", "compressai", "gymnasium") if m in sys.modules)
+assert not heavy, f"importing {packages} and their CLIs pulled in {heavy}"
+print(" ".join(packages))
+"""
+
+
+def test_packages_and_their_clis_import_without_torch():
+    """``import diffcodec`` (and its CLI, errors, limits) must not cost torch: ``--help`` answers in well under 2 s."""
+    out = subprocess.run([sys.executable, "-c", CLI_CHECK], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(out.stdout.split()) >= 3, out.stdout

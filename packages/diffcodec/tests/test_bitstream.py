@@ -20,11 +20,13 @@ from diffcodec.bitstream import (
     MAX_FF_RUN,
     MAX_PAYLOADS,
     MAX_PIXELS,
+    MAX_PIXELS_PER_BYTE,
     MAX_SIDE,
     METHODS,
     VERSION,
     Header,
     pack,
+    pack_unchecked,
     rans_guard,
     read_header,
     unpack,
@@ -77,7 +79,18 @@ def test_pack_unpack_round_trip(method, payloads):
 )
 def test_extreme_but_legal_sizes_round_trip(size):
     header = Header("oscar", 0, *size)
-    assert unpack(pack(header, [b"p"]))[0] == header
+    payload = bytes(size[0] * size[1] // MAX_PIXELS_PER_BYTE)  # the fewest bytes that may announce this size
+    assert unpack(pack(header, [payload]))[0] == header
+
+
+def test_an_announced_size_must_be_backed_by_the_blob_length():
+    """A forged 60-byte RDEIC blob once announced 2048×512 pixels and bought two minutes of decoding."""
+    forged = pack_unchecked(Header("rdeic", 0, 2048, 512), [bytes(range(16)), bytes(range(16, 32))])
+    assert len(forged) == 60
+    with pytest.raises(errors.HostileBitstreamError, match="60 bytes announces 2048x512 pixels"):
+        unpack(forged)
+    with pytest.raises(errors.HostileBitstreamError, match="per byte"):
+        pack(Header("rdeic", 0, 2048, 512), [bytes(range(16)), bytes(range(16, 32))])
 
 
 @pytest.mark.parametrize(
@@ -321,8 +334,8 @@ def test_fuzz_mutated_blobs_decode_or_raise_a_bitstream_error():
     bases = [
         blob_of("oscar", 0, 48, 64, [b"\x3c\x00" * 4, bytes(range(12))]),
         blob_of("rdeic", 2, 1, 1, [b"\x01\x02\x03\x04" * 4, b"\xff" * 8]),
-        blob_of("hyperprior", 1, 333, 517, [b"\x00" * 8, b"w" * 48]),
-        blob_of("oscar", 3, 2048, 2048, [bytes(range(256))] * 3),
+        blob_of("hyperprior", 1, 333, 517, [b"\x00" * 8, b"w" * 96]),  # sizes backed by the blob's length
+        blob_of("oscar", 3, 2048, 2048, [bytes(range(256))] * 8),
         blob_of("rdeic", 0, 7, 9, [b""] * MAX_PAYLOADS),
     ]
     outcomes: dict[str, int] = {}
@@ -338,6 +351,7 @@ def test_fuzz_mutated_blobs_decode_or_raise_a_bitstream_error():
         else:  # whatever parses is canonical: it packs back to the same bytes
             assert pack(header, payloads) == blob
             assert 1 <= header.height <= MAX_SIDE and 1 <= header.width <= MAX_SIDE and header.pixels <= MAX_PIXELS
+            assert header.pixels <= MAX_PIXELS_PER_BYTE * len(blob)
             name = "parsed"
         outcomes[name] = outcomes.get(name, 0) + 1
     elapsed = time.perf_counter() - t

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from diffcodec import Codec, CodecError, HostileBitstreamError
-from diffcodec.bitstream import MAX_PAYLOADS, Header, pack, rans_guard, unpack
+from diffcodec.bitstream import MAX_PAYLOADS, Header, pack_unchecked, rans_guard, unpack
 
 METHODS = ("oscar", "rdeic", "hyperprior")
 COUNT_AT, HEIGHT_AT, WIDTH_AT, LENGTHS_AT = 7, 8, 12, 16
@@ -126,7 +126,7 @@ def _mutate(rng: random.Random, blob: bytes, codec: Codec, other_blobs: list[byt
             payloads[i] = p[: rng.choice([0, 1, 4, 7])]
     elif kind == "method":
         return kind, reseal(blob[:5] + bytes([rng.choice([1, 2, 3])]) + blob[6:])
-    return kind, pack(header, payloads)  # a valid container around whatever payloads, as a forger would write
+    return kind, pack_unchecked(header, payloads)  # a valid container around whatever payloads, as a forger would write
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -184,7 +184,7 @@ def test_rate_index_out_of_range_with_a_valid_crc(codecs, blobs, method):
     header, payloads = unpack(blobs[method][0])
     for rate in (len(codec.rates), 17, 255):
         with pytest.raises(HostileBitstreamError, match="rate index"):
-            codec.decompress(pack(Header(method, rate, header.height, header.width), payloads))
+            codec.decompress(pack_unchecked(Header(method, rate, header.height, header.width), payloads))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -192,19 +192,19 @@ def test_wrong_payload_counts(codecs, blobs, method):
     header, payloads = unpack(blobs[method][0])
     for bad in ([payloads[0]], [payloads[1]], [*payloads, b""], payloads + payloads, [b""] * MAX_PAYLOADS):
         with pytest.raises(HostileBitstreamError):
-            codecs[method].decompress(pack(header, bad))
+            codecs[method].decompress(pack_unchecked(header, bad))
 
 
 def test_wrong_oscar_payload_sizes(codecs, blobs):
     header, (rms, idx) = unpack(blobs["oscar"][0])
     for bad in ([rms[:-1], idx], [rms + b"\0", idx], [rms, idx[:-1]], [rms, idx + b"\0"], [b"", b""], [rms, b""]):
         with pytest.raises(HostileBitstreamError, match="payload sizes"):
-            codecs["oscar"].decompress(pack(header, bad))
+            codecs["oscar"].decompress(pack_unchecked(header, bad))
     for value in (np.nan, np.inf, -1.0):
         bad_rms = np.frombuffer(rms, "<f2").copy()
         bad_rms[1] = value
         with pytest.raises(HostileBitstreamError, match="non-finite or negative"):
-            codecs["oscar"].decompress(pack(header, [bad_rms.tobytes(), idx]))
+            codecs["oscar"].decompress(pack_unchecked(header, [bad_rms.tobytes(), idx]))
 
 
 _SHORT = [b"", b"\x01", b"abc", b"\xff" * 7, b"\x00" * 9, b"\x01" * 10]
@@ -220,8 +220,8 @@ def test_short_rans_strings_are_refused_before_compressai_sees_them(codecs, blob
     for s in _SHORT:
         for payloads in ([s, w], [y, s], [s, s]):
             t = time.perf_counter()
-            with pytest.raises(HostileBitstreamError, match="rANS string"):
-                codec.decompress(pack(Header(method, header.rate, *size), payloads))
+            with pytest.raises(HostileBitstreamError, match=r"rANS string|pixels: more than"):
+                codec.decompress(pack_unchecked(Header(method, header.rate, *size), payloads))
             assert time.perf_counter() - t < 1.0
 
 
@@ -229,9 +229,9 @@ def test_short_rans_strings_are_refused_before_compressai_sees_them(codecs, blob
 def test_overlong_and_ff_run_rans_strings_are_refused(codecs, blobs, method):
     header, (y, w) = unpack(blobs[method][0])
     with pytest.raises(HostileBitstreamError, match="rANS string"):  # longer than two words per symbol
-        codecs[method].decompress(pack(header, [y, w + b"\x01" * (4 << 20)]))
+        codecs[method].decompress(pack_unchecked(header, [y, w + b"\x01" * (4 << 20)]))
     with pytest.raises(HostileBitstreamError, match="0xFF"):
-        codecs[method].decompress(pack(header, [y[:4] + b"\xff" * 128, w]))
+        codecs[method].decompress(pack_unchecked(header, [y[:4] + b"\xff" * 128, w]))
 
 
 @pytest.mark.parametrize("method", ["rdeic", "hyperprior"])
@@ -243,7 +243,7 @@ def test_forged_rans_strings_decode_deterministically_or_are_refused(codecs, blo
     codec = codecs[method]
     for n_words in (2, 3, 16, 200):
         forged = [bytes(rng.randrange(256) for _ in range(4 * n_words)) for _ in range(2)]
-        blob = pack(header, forged)
+        blob = pack_unchecked(header, forged)
         first = decode_or_codec_error(codec, blob)
         if first == "image":
             assert np.array_equal(np.asarray(codec.decompress(blob)), np.asarray(codec.decompress(blob)))
@@ -401,3 +401,13 @@ def test_compress_and_decompress_agree_across_1_and_2_threads(codec_path):
     assert (one.pop("threads"), two.pop("threads")) == (1, 2)
     differ = {k: (one[k], two[k]) for k in one if one[k] != two[k]}
     assert not differ, f"differ between 1 and 2 threads (blob sha256, pixels sha256): {differ}"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_most_compressible_images_stay_far_below_the_pixels_per_byte_limit(codecs, method):
+    """Flat images at the lowest rate are the smallest real blobs per pixel: the limit must leave them room."""
+    from diffcodec.bitstream import MAX_PIXELS_PER_BYTE
+
+    for value in (0, 128, 255):
+        blob = codecs[method].compress(np.full((256, 256, 3), value, np.uint8), rate=0)
+        assert 256 * 256 / len(blob) < MAX_PIXELS_PER_BYTE / 4, (value, len(blob))

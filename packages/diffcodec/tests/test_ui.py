@@ -11,6 +11,7 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 
 from diffcodec import Codec, ui  # noqa: E402
+from diffcodec.bitstream import Header, pack_unchecked  # noqa: E402
 
 
 def _no_progress(*args, **kwargs) -> None:
@@ -82,6 +83,12 @@ def test_bad_input_is_a_gradio_error(photo, tmp_path):
     (tmp_path / "corrupt.dfc").write_bytes(bytes(blob))
     cases.append((lambda: ui._decode(str(tmp_path / "corrupt.dfc"), 0, progress=_no_progress), "CRC-32 mismatch"))
     cases.append((lambda: ui._decode(blob_path, 2, progress=_no_progress), "the hyperprior baseline has no diffusion"))
+    # a container the library would decode (2 MP backed by its length) is more than the app takes
+    big = pack_unchecked(Header("rdeic", 0, 2048, 1024), [bytes(600), bytes(600)])
+    (tmp_path / "big.dfc").write_bytes(big)
+    cases.append((lambda: ui._decode(str(tmp_path / "big.dfc"), 0, progress=_no_progress), "more than this app's"))
+    wide = np.zeros((1100, 1000, 3), dtype=np.uint8)
+    cases.append((lambda: ui._compress(wide, "hyperprior", 0, False, progress=_no_progress), "tick Downscale"))
     for call, message in cases:
         with pytest.raises(gr.Error, match=message):
             call()

@@ -31,15 +31,16 @@ def test_card_metrics_match_a_fresh_measurement(name):
     assert fresh["holdout_ms_ssim"] == pytest.approx(card.metrics["holdout_ms_ssim"], abs=1e-4)
 
 
-def test_v2_ships_its_autoencoder_before_its_unet():
-    """tinysd-v2's autoencoder loads by name (wider, same latent interface); its UNet is not shipped yet."""
+def test_v2_loads_by_name_beside_v1():
+    """tinysd-v2 (wider autoencoder, same latent interface, its own UNet) loads by name; v1 stays the default."""
     v1, v2 = load_autoencoder("tinysd"), load_autoencoder("tinysd-v2")
     assert v2.config.latent_channels == v1.config.latent_channels == 4
     assert list(v2.config.block_out_channels) == [32, 64, 128] and v2.config.layers_per_block == 2
     x = to_tensor(next(im for im in load_pool("holdout") if im.name == "flower").pixels[:64, :96])[None]
     assert encode(v2, x).shape == encode(v1, x).shape == (1, 4, 16, 24)
-    with pytest.raises(UnknownNameError, match="tinysd-v2"):
-        load_tinysd("tinysd-v2")
+    prior = load_tinysd("tinysd-v2")
+    assert prior.unet.config.in_channels == 4 and prior.vae.config.block_out_channels == v2.config.block_out_channels
+    assert load_tinysd().vae.config.block_out_channels == v1.config.block_out_channels
     with pytest.raises(UnknownNameError, match="no shipped tinysd 'v3'"):
         load_autoencoder("v3")
 
@@ -75,6 +76,14 @@ def test_generation_is_seeded(tinysd):
         ({"n": 0}, InvalidInputError),
         ({"steps": 0}, InvalidInputError),
         ({"sampler": "nope"}, UnknownNameError),
+        ({"seed": 2**64}, InvalidInputError),  # was "Overflow when unpacking long long"
+        ({"seed": 1e30}, InvalidInputError),
+        ({"seed": 1.0}, InvalidInputError),
+        ({"seed": None}, InvalidInputError),
+        ({"steps": 101}, InvalidInputError),  # bounded: a tiny request never buys minutes
+        ({"size": 100_000}, InvalidInputError),
+        ({"n": 65}, InvalidInputError),
+        ({"n": 2.0}, InvalidInputError),
     ],
 )
 def test_bad_generation_requests(tinysd, kwargs, err):

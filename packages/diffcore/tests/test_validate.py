@@ -12,7 +12,7 @@ import torch
 from diffcore.cli_errors import USAGE_ERROR, report_error, run_command
 from diffcore.errors import DataError, InvalidInputError
 from diffcore.testing import BAD_SEEDS, break_json, flip_header_bits, truncate, wrong_json_types
-from diffcore.validate import SEED_LIMIT, check_seed, seed_arg
+from diffcore.validate import SEED_LIMIT, check_count, check_seed, count_arg, seed_arg
 
 
 @pytest.mark.parametrize("seed", [0, 1, SEED_LIMIT - 1, np.int64(7), np.uint32(2**32 - 1)])
@@ -83,3 +83,25 @@ def test_corruptions_break_what_they_say(tmp_path):
     break_json(c)
     with pytest.raises(json.JSONDecodeError):
         json.loads(c.read_text())
+
+
+@pytest.mark.parametrize("value", [0, 101, -1, True, 2.0, "3", None, np.float32(2)])
+def test_check_count_refuses_what_is_not_an_int_in_range(value):
+    with pytest.raises(InvalidInputError, match=r"steps must be an integer in \[1, 100\]"):
+        check_count(value, "steps", high=100)
+
+
+@pytest.mark.parametrize("value", [1, 100, np.int64(7)])
+def test_check_count_returns_a_plain_int(value):
+    out = check_count(value, "steps", high=100)
+    assert out == int(value) and type(out) is int
+
+
+def test_count_arg_is_argparses_usage_error(capsys):
+    p = argparse.ArgumentParser(prog="x")
+    p.add_argument("--steps", type=count_arg("--steps", low=0, high=50))
+    assert p.parse_args(["--steps", "0"]).steps == 0
+    for bad in ("51", "-1", "2.5", "many"):
+        with pytest.raises(SystemExit):
+            p.parse_args(["--steps", bad])
+        assert "error: argument --steps: " in capsys.readouterr().err

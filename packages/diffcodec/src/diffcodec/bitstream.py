@@ -10,12 +10,17 @@ Layout, all integers little-endian::
     7      1    number of payloads n (1 … 8)
     8      4    image height (1 … 16384)
     12     4    image width  (1 … 16384); height·width at most 2²² (4.2 MP)
+                and at most MAX_PIXELS_PER_BYTE times the blob's length
     16     4·n  payload lengths
     …      Σ    payloads, in order
     end-4  4    CRC-32 of every byte before it
 
 The total length must equal ``16 + 4n + Σ lengths + 4`` exactly, so a length
-field can never make the parser read (or allocate) past the blob. What the
+field can never make the parser read (or allocate) past the blob. The size a
+blob announces must be backed by its length (:data:`MAX_PIXELS_PER_BYTE`):
+decoding costs UNet passes over the whole latent, so a forged 60-byte blob
+that announced 2048×512 pixels bought about two minutes of CPU; now a blob buys
+at most what a real one of its length could. What the
 payloads hold is the method's business (:mod:`diffcodec.codec`); the rANS
 payloads go through :func:`rans_guard` before compressai's decoder sees them.
 """
@@ -37,6 +42,10 @@ MAX_SIDE = 16384
 #: the most pixels one blob may hold: decoding runs the UNet on the whole latent
 MAX_PIXELS = 1 << 22
 MAX_PAYLOADS = 8
+#: the most pixels per byte of blob: the most compressible images there are (flat, one colour) come out at
+#: <= 415 pixels per byte with every method at its lowest rate (512² grey, RDEIC; see the tests), so 2048 leaves
+#: 5x headroom and still bounds the decoder's work by the blob's length
+MAX_PIXELS_PER_BYTE = 2048
 _FIXED = struct.Struct("<4sBBBBII")
 
 
@@ -52,11 +61,17 @@ class Header:
         return self.height * self.width
 
 
-def _check_size(height: int, width: int) -> None:
+def _check_size(height: int, width: int, length: int) -> None:
+    """The announced size, for a blob of ``length`` bytes."""
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise HostileBitstreamError(f"image size {height}x{width} is outside 1…{MAX_SIDE} per side")
     if height * width > MAX_PIXELS:
         raise HostileBitstreamError(f"image size {height}x{width} exceeds diffcodec's {MAX_PIXELS} pixels")
+    if height * width > MAX_PIXELS_PER_BYTE * length:
+        raise HostileBitstreamError(
+            f"a blob of {length} bytes announces {height}x{width} pixels: more than {MAX_PIXELS_PER_BYTE} per byte, "
+            "which no image compresses to; the header was forged"
+        )
 
 
 def pack(header: Header, payloads: list[bytes]) -> bytes:
@@ -67,7 +82,17 @@ def pack(header: Header, payloads: list[bytes]) -> bytes:
         raise HostileBitstreamError(f"rate index {header.rate} does not fit a byte")
     if not 1 <= len(payloads) <= MAX_PAYLOADS:
         raise HostileBitstreamError(f"{len(payloads)} payloads; 1…{MAX_PAYLOADS} allowed")
-    _check_size(header.height, header.width)
+    blob = pack_unchecked(header, payloads)
+    _check_size(header.height, header.width, len(blob))
+    return blob
+
+
+def pack_unchecked(header: Header, payloads: list[bytes]) -> bytes:
+    """The container for any size and payloads, with a valid CRC: what a forger writes (fuzzing uses it).
+
+    Only what the fixed-width fields cannot hold is refused (by ``struct``);
+    :func:`unpack` is the gate every blob passes.
+    """
     head = _FIXED.pack(MAGIC, VERSION, METHODS[header.method], header.rate, len(payloads), header.height, header.width)
     body = head + struct.pack(f"<{len(payloads)}I", *map(len, payloads)) + b"".join(payloads)
     return body + struct.pack("<I", zlib.crc32(body))
@@ -95,7 +120,7 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
         raise HostileBitstreamError(f"unknown method id {method_id}")
     if not 1 <= n <= MAX_PAYLOADS:
         raise HostileBitstreamError(f"{n} payloads; 1…{MAX_PAYLOADS} allowed")
-    _check_size(height, width)
+    _check_size(height, width, len(blob))
     table_end = _FIXED.size + 4 * n
     if len(blob) < table_end + 4:
         raise TruncatedError(f"blob of {len(blob)} bytes ends inside its payload table")

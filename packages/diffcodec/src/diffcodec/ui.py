@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from diffcodec.bitstream import METHODS, VERSION, unpack
+from diffcodec.bitstream import MAX_PIXELS, METHODS, VERSION, unpack
 from diffcodec.codec import Codec, RateInfo
 from diffcodec.images import to_rgb
-from diffcore.errors import DiffcoreError
+from diffcore.errors import DiffcoreError, InvalidInputError
 from diffcore.metrics import MS_SSIM_WEIGHTS
 from diffcore.offline_gradio import gr, page
 
@@ -44,6 +44,9 @@ MS_SSIM_MIN_SIDE = 11 * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 DEMO_SIDE = 768
 #: uploads larger than this are not read: no valid blob of diffcodec's largest image comes near it
 MAX_BLOB_BYTES = 32 << 20
+#: the most pixels the app encodes or decodes (the library takes MAX_PIXELS, 4x more): a shared server's CPU
+#: is bounded per request
+APP_MAX_PIXELS = 1 << 20
 #: holdout photos of the offline pool (never trained on): one click runs the page
 EXAMPLES = ("coffee", "chelsea")
 
@@ -122,6 +125,14 @@ def _downscale(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
 
 
+def _check_app_size(h: int, w: int) -> None:
+    if h * w > APP_MAX_PIXELS:
+        raise InvalidInputError(
+            f"{w}×{h} px is more than this app's {APP_MAX_PIXELS:,} pixels: tick Downscale, or use "
+            f"`diffcodec encode/decode` or the Python API (up to {MAX_PIXELS:,})"
+        )
+
+
 def _compress(image: Any, method: str, rate: Any, downscale: bool, progress=gr.Progress()):
     if image is None:
         raise gr.Error("Upload an image first, or click one of the examples.")
@@ -134,6 +145,7 @@ def _compress(image: Any, method: str, rate: Any, downscale: bool, progress=gr.P
         uploaded = rgb.shape[:2]
         if downscale:
             rgb = _downscale(rgb)
+        _check_app_size(*rgb.shape[:2])
         progress(0.2, desc="encoding")
         t0 = time.perf_counter()
         blob = codec.compress(rgb, rate=int(rate))
@@ -169,6 +181,7 @@ def _decode(path: str | None, steps: float, progress=gr.Progress()):
     blob = Path(path).read_bytes()
     try:
         header, payloads = unpack(blob)
+        _check_app_size(header.height, header.width)
         progress(0, desc=f"loading {header.method}")
         codec = _codec(header.method)
         progress(0.3, desc="decoding")
@@ -259,9 +272,18 @@ def build_demo() -> gr.Blocks:
                 decoded = gr.Image(type="pil", format="png", label="Decoded", interactive=False, elem_id="codec-decoded")
                 header = gr.Markdown(elem_id="codec-header")
 
-        method.change(lambda m: gr.Dropdown(choices=choices[m], value=choices[m][0][1] if choices[m] else None), method, rate)
-        button.click(
-            _compress, [image, method, rate, downscale], [compare, original, recon, info, blob_file], concurrency_limit=2
+        method.change(
+            lambda m: gr.Dropdown(choices=choices[m], value=choices[m][0][1] if choices[m] else None),
+            method,
+            rate,
+            api_visibility="private",  # a UI refresh, not a service
         )
-        decode_button.click(_decode, [blob_in, steps], [decoded, header], concurrency_limit=2)
+        button.click(
+            _compress,
+            [image, method, rate, downscale],
+            [compare, original, recon, info, blob_file],
+            concurrency_limit=2,
+            api_name="codec_compress",
+        )
+        decode_button.click(_decode, [blob_in, steps], [decoded, header], concurrency_limit=2, api_name="codec_decompress")
     return demo

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from diffcore.cli_errors import run_command
 from diffcore.errors import InvalidInputError, UnknownNameError
+from diffcore.hub import add_serve_args
 
 DEFAULT_RESULTS = Path("docs/results")
 
@@ -75,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="installed domains").set_defaults(fn=_list)
     s = sub.add_parser("serve", help="the hub, or one domain's app")
-    s.add_argument("domain", nargs="?", default=None)
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=7860)
+    add_serve_args(s)
     s.set_defaults(fn=_serve)
     b = sub.add_parser("bench", help="run a benchmark, write docs/results/NAME.{md,json,png}")
     b.add_argument("name")

@@ -152,5 +152,5 @@ def build_demo() -> gr.Blocks:
             except DiffcoreError as e:
                 raise gr.Error(str(e)) from e
 
-        run.click(on_run, [scenario, seed, label, compare], [video, other, table, note])
+        run.click(on_run, [scenario, seed, label, compare], [video, other, table, note], api_name="drive_episode")
     return demo

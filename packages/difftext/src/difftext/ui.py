@@ -156,5 +156,7 @@ def build_demo() -> gr.Blocks:
             except DiffcoreError as e:
                 raise gr.Error(str(e)) from e
 
-        run.click(on_run, [prompt, tokens, block, threshold, temperature, seed, dkv], [sdar, ar, table, note])
+        run.click(
+            on_run, [prompt, tokens, block, threshold, temperature, seed, dkv], [sdar, ar, table, note], api_name="text_generate"
+        )
     return demo

@@ -56,5 +56,11 @@ def build_demo() -> gr.Blocks:
                     full = gr.Gallery(label="Full compute", columns=4, elem_id="lab-full")
                     fast = gr.Gallery(label="Accelerated", columns=4, elem_id="lab-fast")
                 info = gr.Markdown(elem_id="lab-info")
-        button.click(_run, [sampler, steps, cache_dd, quant, seed, n, size], [full, fast, info], concurrency_limit=2)
+        button.click(
+            _run,
+            [sampler, steps, cache_dd, quant, seed, n, size],
+            [full, fast, info],
+            concurrency_limit=2,
+            api_name="lab_compare",
+        )
     return demo

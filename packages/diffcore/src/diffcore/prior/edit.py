@@ -28,9 +28,10 @@ from PIL import Image
 
 from diffcore.errors import InvalidInputError
 from diffcore.prior.autoencode import decode, encode
+from diffcore.prior.generate import MAX_STEPS
 from diffcore.sampling import sample
 from diffcore.sampling.loop import Callback, ModelDenoiser
-from diffcore.validate import check_seed
+from diffcore.validate import check_count, check_seed
 from diffcore.zoo import TinySD
 
 #: uploads are downscaled so their longer side is at most this many pixels before encoding
@@ -39,8 +40,6 @@ MAX_SIDE = 256
 MULTIPLE = 16
 #: most pixels an upload may have before any work (PIL's own bomb limit is ~89 MP)
 MAX_PIXELS = 40_000_000
-#: most sampler steps one edit may ask for
-MAX_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -121,8 +120,7 @@ def box_mask(height: int, width: int, box: tuple[float, float, float, float]) ->
 def _check_run(strength: Any, steps: Any, seed: Any) -> None:
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
         raise InvalidInputError(f"strength must be in (0, 1] (0.3 keeps the photo, 1.0 redraws it), got {strength!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
-        raise InvalidInputError(f"steps must be an int in 1..{MAX_STEPS}, got {steps!r}")
+    check_count(steps, "steps", high=MAX_STEPS)
     if int(steps * strength) < 1:
         raise InvalidInputError(f"strength {strength} of {steps} steps runs no step; raise one of them")
     check_seed(seed)

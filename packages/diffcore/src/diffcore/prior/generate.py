@@ -12,7 +12,13 @@ from diffcore.errors import InvalidInputError
 from diffcore.prior.autoencode import decode
 from diffcore.prior.models import DOWNSAMPLE
 from diffcore.sampling import sample
+from diffcore.validate import check_count, check_seed
 from diffcore.zoo import TinySD
+
+#: most sampler steps one generation (or edit, :mod:`diffcore.prior.edit`) may ask for
+MAX_STEPS = 100
+#: most images and the largest side (px) of one generation
+MAX_IMAGES, MAX_SIZE = 64, 512
 
 
 @dataclass(frozen=True)
@@ -43,12 +49,14 @@ def generate(
 ) -> Samples:
     """Sample ``n`` images of ``size``² pixels from tinysd with ``sampler``.
 
-    ``size`` must be a positive multiple of 16 (the UNet downsamples latents ×4).
+    ``size`` must be a multiple of 16 (the UNet downsamples latents ×4) up to :data:`MAX_SIZE`; ``n`` at
+    most :data:`MAX_IMAGES`, ``steps`` at most :data:`MAX_STEPS`; ``seed`` an int in ``[0, 2**32)``.
     """
-    if not isinstance(n, int) or not 1 <= n <= 64:
-        raise InvalidInputError(f"n must be an int in 1..64, got {n!r}")
-    if not isinstance(size, int) or size <= 0 or size % 16:
-        raise InvalidInputError(f"size must be a positive multiple of 16 pixels, got {size!r}")
+    seed = check_seed(seed)
+    n = check_count(n, "n", high=MAX_IMAGES)
+    steps = check_count(steps, "steps", high=MAX_STEPS)
+    if check_count(size, "size", low=16, high=MAX_SIZE) % 16:
+        raise InvalidInputError(f"size must be a multiple of 16 pixels, got {size!r}")
     dev = tinysd.unet.device
     noise = initial_noise(n, size, seed=seed, channels=tinysd.latent_channels).to(dev)
     g = torch.Generator(device=dev).manual_seed(seed + 1)  # stochastic samplers' noise
