@@ -14,10 +14,7 @@ Gradio is imported here only (the ``app`` extra).
 
 from __future__ import annotations
 
-import atexit
-import functools
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +28,7 @@ from diffcodec.codec import Codec, RateInfo
 from diffcodec.images import to_rgb
 from diffcore.errors import DiffcoreError, InvalidInputError
 from diffcore.metrics import MS_SSIM_WEIGHTS
-from diffcore.offline_gradio import gr, page
+from diffcore.offline_gradio import gr, page, work_dir
 
 METHOD_CHOICES = [
     ("OSCAR — one step", "oscar"),
@@ -59,21 +56,12 @@ def _codec(method: str) -> Codec:
     return Codec.load(method, path=_weights_root())
 
 
-@functools.cache
-def _work_dir() -> Path:
-    """One folder per process for the example inputs and the blobs offered for download (removed at exit:
-    gradio serves its own copies from its cache)."""
-    path = Path(tempfile.mkdtemp(prefix="diffcodec-ui-"))
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
-
-
 def _example_paths() -> list[str]:
     import skimage.data
 
     paths = []
     for name in EXAMPLES:
-        path = _work_dir() / f"{name}.png"
+        path = work_dir("codec") / f"{name}.png"
         if not path.exists():
             Image.fromarray(getattr(skimage.data, name)()).save(path)
         paths.append(str(path))
@@ -158,7 +146,7 @@ def _compress(image: Any, method: str, rate: Any, downscale: bool, progress=gr.P
         raise gr.Error(str(e)) from e
     h, w = rgb.shape[:2]
     info = codec.rates[int(rate)]
-    folder = Path(tempfile.mkdtemp(dir=_work_dir()))
+    folder = Path(tempfile.mkdtemp(dir=work_dir("codec")))
     blob_path = folder / f"{method}-rate{int(rate)}-{w}x{h}.dfc"
     blob_path.write_bytes(blob)
     resized = f" (downscaled from {uploaded[1]}×{uploaded[0]})" if uploaded != (h, w) else ""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import socket
+import sys
 from typing import Any
 
 from diffcore.cli_errors import run_command
@@ -64,6 +66,8 @@ def check_address(host: str, port: int) -> None:
 def launch(domain: str | None = None, *, host: str = "127.0.0.1", port: int = 7860) -> None:
     """Serve the hub, or a single domain's demo when ``domain`` is given."""
     check_address(host, port)
+    # `kill` (SIGTERM) exits like Ctrl-C: atexit handlers run, and the apps' work folders go
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     demo = get_domain(domain).build_demo() if domain else build_hub()
     demo.queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, show_error=True, max_file_size=MAX_UPLOAD)
 

@@ -14,17 +14,13 @@ Gradio is imported here only (the ``app`` extra).
 
 from __future__ import annotations
 
-import atexit
-import functools
 import os
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 from diffcore.errors import DiffcoreError, InvalidInputError
-from diffcore.offline_gradio import gr, page
+from diffcore.offline_gradio import gr, page, work_dir
 from diffcore.validate import check_seed
 from diffdrive.closed_loop import ConstantVelocityDriver, Episode, ExpertDriver, PlannerDriver, run_episode
 from diffdrive.data import SPLIT_SEEDS
@@ -60,14 +56,6 @@ def _driver(label: str) -> Any:
     return PlannerDriver(
         Planner.load(name, path=_weights(), steps=steps), label.split(" — ")[0] + f" ({steps} steps)" * (steps > 1)
     )
-
-
-@functools.cache
-def _work_dir() -> Path:
-    """Videos for the page (removed at exit: gradio serves its own copies from its cache)."""
-    path = Path(tempfile.mkdtemp(prefix="diffdrive-ui-"))
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
 
 
 def _row(ep: Episode) -> list[Any]:
@@ -109,7 +97,7 @@ def drive(scenario: str, seed: float, label: str, compare: bool, progress: Any =
         if progress is not None:
             progress(i / len(labels), desc=f"driving: {lab}")
         ep = run_episode(sc, _driver(lab), int(seed), render=True, max_steps=MAX_STEPS)
-        videos.append(str(write_video(ep.frames, _work_dir() / f"{uuid.uuid4().hex}.mp4")))
+        videos.append(str(write_video(ep.frames, work_dir("drive") / f"{uuid.uuid4().hex}.mp4")))
         rows.append(_row(ep))
     held_out = int(seed) >= SPLIT_SEEDS["eval"]
     note = (

@@ -10,18 +10,14 @@ the rest kept). Uploads are downscaled to :data:`diffcore.prior.edit.MAX_SIDE`.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from diffcore.errors import DiffcoreError
-from diffcore.offline_gradio import gr, page
+from diffcore.offline_gradio import gr, page, work_dir
 from diffcore.sampling import SAMPLERS, list_samplers
 from diffcore.zoo import shared_tinysd
 
@@ -34,8 +30,7 @@ def _example_paths() -> list[str]:
     """The example photos as PNGs in one folder per process (removed at exit; gradio serves its own copies)."""
     import skimage.data
 
-    folder = Path(tempfile.mkdtemp(prefix="diffcore-prior-ui-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = work_dir("prior")
     paths = []
     for name in EXAMPLES:
         path = folder / f"{name}.png"
