@@ -42,9 +42,9 @@ MAX_SIDE = 16384
 #: the most pixels one blob may hold: decoding runs the UNet on the whole latent
 MAX_PIXELS = 1 << 22
 MAX_PAYLOADS = 8
-#: the most pixels per byte of blob: the most compressible images there are (flat, one colour) come out at
-#: <= 415 pixels per byte with every method at its lowest rate (512² grey, RDEIC; see the tests), so 2048 leaves
-#: 5x headroom and still bounds the decoder's work by the blob's length
+#: the most pixels per byte of blob: the most compressible images there are (flat, one colour) stay under a
+#: quarter of it with every method at its lowest rate (tests/test_codec_robust.py checks 256² flat images), so a
+#: real blob is never refused while the decoder's work stays bounded by the blob's length
 MAX_PIXELS_PER_BYTE = 2048
 _FIXED = struct.Struct("<4sBBBBII")
 
