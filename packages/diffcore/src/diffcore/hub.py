@@ -16,7 +16,7 @@ from typing import Any
 from diffcore.cli_errors import run_command
 from diffcore.errors import InvalidInputError
 from diffcore.plugins import discover, get_domain
-from diffcore.validate import count_arg
+from diffcore.validate import check_count, count_arg
 
 #: the largest upload the hub and every app accept (an image or a blob); Gradio refuses more before writing it
 MAX_UPLOAD = "32mb"
@@ -44,8 +44,7 @@ def build_hub() -> Any:
 
 def check_address(host: str, port: int) -> None:
     """Refuse, before any demo is built (tens of seconds), a port out of range or an address already in use."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise InvalidInputError(f"port must be an integer in [1, 65535], got {port!r}")
+    check_count(port, "port", high=65535)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
