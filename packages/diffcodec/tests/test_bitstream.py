@@ -10,7 +10,6 @@ import random
 import struct
 import time
 import tracemalloc
-import zlib
 
 import pytest
 
@@ -31,6 +30,7 @@ from diffcodec.bitstream import (
     read_header,
     unpack,
 )
+from diffcodec.fuzz import reseal
 from diffcore.errors import DiffcoreError
 
 # header field offsets (see the layout in bitstream.py)
@@ -39,12 +39,6 @@ VERSION_AT, METHOD_AT, RATE_AT, COUNT_AT, HEIGHT_AT, WIDTH_AT, LENGTHS_AT = 4, 5
 
 def blob_of(method="rdeic", rate=1, height=48, width=64, payloads=(b"\x01" * 8, b"payload two")) -> bytes:
     return pack(Header(method, rate, height, width), list(payloads))
-
-
-def reseal(blob: bytes) -> bytes:
-    """``blob`` with its last 4 bytes replaced by the CRC-32 of the rest, as a forger would."""
-    body = blob[:-4]
-    return body + struct.pack("<I", zlib.crc32(body))
 
 
 def rewrite(blob: bytes, offset: int, fmt: str, value: int, *, crc: bool = True) -> bytes:

@@ -1,8 +1,10 @@
 """Hostile and corrupted blobs through the real codecs, the rANS guard, and determinism.
 
-* a fuzz test of mutated real blobs per method, most of them resealed with a
-  valid CRC so that they reach the payload decoders: each decodes to an image
-  of the header's size or raises a ``diffcodec`` error, never anything else;
+* a fuzz campaign (``diffcodec fuzz``'s engine) of mutated real blobs, most
+  of them resealed with a valid CRC so that they reach the payload decoders:
+  each decodes to an image of the header's size or raises a ``diffcodec``
+  error, never anything else; and a check that the engine catches a decoder
+  that crashes or hangs;
 * targeted hostile payloads (method mismatch, rate out of range, wrong payload
   counts and sizes, short / forged rANS strings under a huge header, which
   crashed compressai's decoder before :func:`~diffcodec.bitstream.rans_guard`);
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import struct
 import subprocess
 import sys
@@ -27,14 +30,10 @@ import pytest
 
 from diffcodec import Codec, CodecError, HostileBitstreamError
 from diffcodec.bitstream import MAX_PAYLOADS, Header, pack_unchecked, rans_guard, unpack
+from diffcodec.fuzz import MUTATIONS, campaign, mutate, write_findings
 
 METHODS = ("oscar", "rdeic", "hyperprior")
 COUNT_AT, HEIGHT_AT, WIDTH_AT, LENGTHS_AT = 7, 8, 12, 16
-
-
-def reseal(body_and_crc: bytes) -> bytes:
-    body = body_and_crc[:-4]
-    return body + struct.pack("<I", zlib.crc32(body))
 
 
 @pytest.fixture(scope="module")
@@ -59,108 +58,71 @@ def decode_or_codec_error(codec: Codec, blob: bytes) -> str:
     return "image"
 
 
-# --------------------------------------------------------------------------- fuzz
+# --------------------------------------------------------------------------- fuzz (diffcodec fuzz's engine)
 
 
-def method_is_rans(method: str) -> bool:
-    return method in ("rdeic", "hyperprior")
+def test_fuzz_campaign_of_2100_mutated_real_blobs(codec_path):
+    """What ``diffcodec fuzz`` runs, for 2,100 blobs: each decoded in a worker subprocess under a time limit.
+
+    Every mutant decodes to an image of its header's size or is refused with a typed error: no crash, no hang.
+    """
+    report = campaign(blobs=2100, workers=2, limit_s=30, weights=codec_path)
+    o = report.outcomes
+    print(report.markdown("this machine"))
+    assert report.tried == 2100 and o["crash"] == 0 and o["hang"] == 0, report.findings[:3]
+    assert o["typed"] + o["clean"] == 2100
+    assert set(report.kinds) == set(MUTATIONS) and set(report.methods) == set(METHODS)
+    assert report.errors["HostileBitstreamError"] >= 300 and report.errors["ChecksumError"] >= 30, report.errors
+    assert o["clean"] >= 100, o  # many mutants are still decodable, and decode to the right size
+    assert report.kinds["huge"]["clean"] == 0  # a big image over tiny payloads is always refused
+    assert max(report.slowest)[0] < 5.0
 
 
-def _mutate(rng: random.Random, blob: bytes, codec: Codec, other_blobs: list[bytes]) -> tuple[str, bytes]:
-    """One mutant of a real blob and the kind of mutation; most kinds keep a valid container (CRC recomputed)."""
-    header, payloads = unpack(blob)
-    payloads = list(payloads)
-    b = bytearray(blob)
-    kind = rng.choice(
-        ["flip", "overwrite", "truncate", "insert", "splice"]  # raw: the CRC catches them
-        + ["p-trunc", "p-extend", "p-random", "p-empty", "p-swap", "p-count", "p-words"] * 2  # resealed, payload sizes change
-        + ["rate", "size", "huge", "method"]  # resealed, header fields
-        + ["p-bits"]  # resealed, payload bits changed, sizes kept: full decodes (the costly kind)
-    )
-    if kind == "flip":
-        for _ in range(rng.randint(1, 3)):
-            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-        return kind, bytes(b)
-    if kind == "overwrite":
-        b[rng.randrange(len(b))] = rng.randrange(256)
-        return kind, bytes(b)
-    if kind == "truncate":
-        return kind, bytes(b[: rng.randrange(len(b))])
-    if kind == "insert":
-        pos = rng.randrange(len(b) + 1)
-        return kind, bytes(b[:pos] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 8))) + b[pos:])
-    if kind == "splice":
-        o = rng.choice(other_blobs)
-        return kind, bytes(b[: rng.randrange(len(b))]) + o[rng.randrange(len(o)) :]
-    i = rng.randrange(len(payloads))
-    p = payloads[i]
-    if kind == "p-trunc":
-        payloads[i] = p[: rng.randrange(len(p) + 1)]
-    elif kind == "p-extend":
-        payloads[i] = p + bytes(rng.randrange(256) for _ in range(rng.choice([1, 3, 4, 8, 64])))
-    elif kind == "p-random":
-        payloads[i] = bytes(rng.randrange(256) for _ in range(rng.choice([1, 2, 7, 9, len(p) + 1, len(p) + 2, 1000])))
-    elif kind == "p-words":  # whole 32-bit words: passes rans_guard's length checks
-        payloads[i] = bytes(rng.randrange(256) for _ in range(4 * rng.choice([0, 1, 2, 3, 5, 50, 300])))
-    elif kind == "p-empty":
-        payloads[i] = b""
-    elif kind == "p-swap":
-        payloads.reverse()
-    elif kind == "p-count":
-        payloads = payloads[:1] if rng.random() < 0.5 else (payloads + [p] * rng.randint(1, MAX_PAYLOADS - len(payloads)))
-    elif kind == "p-bits":
-        q = bytearray(p)
-        if q:
-            for _ in range(rng.randint(1, 3)):
-                q[rng.randrange(len(q))] ^= 1 << rng.randrange(8)
-        payloads[i] = bytes(q)
-    elif kind == "rate":
-        header = Header(
-            header.method, rng.choice([0, 1, len(codec.rates) - 1, len(codec.rates), 255]), header.height, header.width
-        )
-    elif kind == "size":  # other small sizes: the payloads no longer fit, or decode to another size
-        header = Header(header.method, header.rate, rng.randint(1, 96), rng.randint(1, 128))
-    elif kind == "huge":  # a big image with small payloads: refused before any big work
-        header = Header(header.method, header.rate, rng.choice([1024, 2048]), rng.choice([2048, 1024]))
-        if method_is_rans(header.method):  # a short rANS string can legitimately hold a big flat image: make it too short
-            payloads[i] = p[: rng.choice([0, 1, 4, 7])]
-    elif kind == "method":
-        return kind, reseal(blob[:5] + bytes([rng.choice([1, 2, 3])]) + blob[6:])
-    return kind, pack_unchecked(header, payloads)  # a valid container around whatever payloads, as a forger would write
+def test_mutants_are_a_function_of_the_seed(blobs, codecs):
+    def mutants(seed: str) -> list[tuple[str, bytes]]:
+        rng, others = random.Random(seed), [b for bs in blobs.values() for b in bs]
+        return [mutate(rng, blobs[m][i % 2], len(codecs[m].rates), others) for i in range(60) for m in METHODS]
+
+    first = mutants("a")
+    assert first == mutants("a") and first != mutants("b")
+    resealed = [blob for kind, blob in first if kind.startswith("p-") or kind in ("rate", "size", "huge", "method")]
+    for blob in resealed:  # a forger's containers: a valid CRC, so they reach the method's own checks
+        assert zlib.crc32(blob[:-4]) == struct.unpack("<I", blob[-4:])[0]
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_fuzz_mutated_real_blobs(codecs, blobs, method):
-    """700 mutants per method (2,100 in all), two thirds of them valid containers that reach the payload decoders."""
-    codec = codecs[method]
-    rng = random.Random(f"diffcodec-fuzz-{method}")
-    others = [b for m in METHODS for b in blobs[m]]
-    outcomes: dict[str, int] = {}
-    reached = full = 0
-    full_budget = 60 if method != "hyperprior" else 250  # size-keeping payload mutants run the whole decoder (UNet)
+_FAKE_WORKER = """
+import json, os, signal, sys, time
+marks = sys.argv[1]
+out = os.fdopen(os.dup(1), "wb", buffering=0)
+out.write(b'{"ready": true}\\n')
+seen = 0
+while head := sys.stdin.buffer.read(5):
+    sys.stdin.buffer.read(int.from_bytes(head[1:], "little"))
+    seen += 1
+    if seen == 2 and not os.path.exists(marks + ".crash"):
+        open(marks + ".crash", "w").close()
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if seen == 3 and not os.path.exists(marks + ".hang"):
+        open(marks + ".hang", "w").close()
+        time.sleep(600)
+    out.write(json.dumps({"outcome": "typed", "error": "HostileBitstreamError", "s": 0.001}).encode() + b"\\n")
+"""
+
+
+def test_campaign_records_a_crashing_and_a_hanging_decoder(blobs, codec_path, tmp_path):
+    """A worker that dies (SIGSEGV) on its 2nd blob and hangs on a later one, once each: both are caught, the
+    worker is replaced and the campaign goes on; the two blobs are written as findings."""
+    argv = [sys.executable, "-c", _FAKE_WORKER, str(tmp_path / "mark")]
     t = time.perf_counter()
-    n = 0
-    while n < 700:
-        base = blobs[method][n % 2]
-        kind, blob = _mutate(rng, base, codec, others)
-        if kind == "p-bits":
-            if full >= full_budget:
-                continue
-            full += 1
-        n += 1
-        try:
-            parsed = unpack(blob)[0]
-        except CodecError:
-            parsed = None
-        if parsed is not None and parsed.method == method:
-            reached += 1  # a valid container for this codec: its payloads are what gets tested
-        result = decode_or_codec_error(codec, blob)
-        outcomes[result] = outcomes.get(result, 0) + 1
-    elapsed = time.perf_counter() - t
-    print(method, outcomes, f"{reached} reached the payload decoders, {elapsed:.1f}s")
-    assert reached >= 350, outcomes
-    assert outcomes.get("HostileBitstreamError", 0) >= 100 and outcomes.get("ChecksumError", 0) >= 20, outcomes
-    assert outcomes.get("image", 0) >= 20, outcomes  # some mutants are still decodable, and decode to the right size
+    report = campaign(blobs=8, limit_s=2, weights=codec_path, seeds=blobs, argv=argv)
+    assert time.perf_counter() - t < 30
+    assert report.tried == 8 and report.outcomes == {"typed": 6, "crash": 1, "hang": 1}
+    crash, hang = sorted(report.findings, key=lambda f: f.index)
+    assert (crash.index, crash.outcome, hang.index, hang.outcome) == (1, "crash", 4, "hang")
+    assert str(-signal.SIGSEGV) in crash.detail
+    paths = write_findings(report, tmp_path / "findings")
+    assert [p.name.split("-")[1] for p in paths] == ["crash", "hang"]
+    assert paths[0].read_bytes() == crash.blob
 
 
 # --------------------------------------------------------------------------- targeted

@@ -6,6 +6,7 @@
     diffcodec decode photo.dfc photo.png                           # method read from the blob
     diffcodec eval ~/kodak --out kodak.md                          # RD table of a folder
     diffcodec rates                                                # operating points, nominal bpp
+    diffcodec fuzz --minutes 60 --workers 2                        # mutated real blobs vs the decoder
     diffcodec train [ARGS...]                                      # = diffcore train codec ARGS
 
 ``--weights ROOT`` takes a folder laid out like the shipped weights (``oscar/``,
@@ -23,9 +24,9 @@ import warnings
 from pathlib import Path
 
 from diffcodec.bitstream import METHODS
-from diffcodec.limits import MAX_STEPS
+from diffcodec.limits import MAX_BLOBS, MAX_MINUTES, MAX_STEPS, MAX_WORKERS
 from diffcore.cli_errors import run_command
-from diffcore.validate import count_arg
+from diffcore.validate import count_arg, seed_arg
 
 #: Pillow options for the lossless / near-lossless writing of decoded images
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
@@ -142,6 +143,53 @@ def _rates(a: argparse.Namespace) -> int:
     return 0
 
 
+def _fuzz(a: argparse.Namespace) -> int:
+    from diffcodec.fuzz import campaign, write_findings
+    from diffcore.machine import machine_name
+
+    def progress(r) -> None:
+        o = r.outcomes
+        print(
+            f"{r.tried:,} blobs in {r.seconds:.0f} s: {o['typed']:,} typed, {o['clean']:,} clean, "
+            f"{o['crash']:,} crashes, {o['hang']:,} hangs",
+            file=sys.stderr,
+        )
+
+    report = campaign(
+        blobs=a.blobs,
+        minutes=a.minutes if a.minutes is not None or a.blobs is not None else 1.0,
+        seed=a.seed,
+        workers=a.workers,
+        limit_s=a.limit_s,
+        weights=a.weights,
+        progress=progress,
+    )
+    text = report.markdown(machine_name())
+    print(text)
+    if a.out is not None:
+        _write(a.out, text.encode())
+    if report.findings:
+        paths = write_findings(report, a.findings)
+        print(f"{len(paths)} crashing or hanging blobs written to {a.findings}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _positive(name: str, high: float):
+    """``type=`` for a positive number option of at most ``high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 < value <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"{name} must be a number in (0, {high:g}], got {text!r}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="diffcodec", description="Diffusion image codec: OSCAR (one step) and RDEIC (relay residual)."
@@ -190,6 +238,26 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rates", parents=[weights], help="list each method's rates with their nominal bpp")
     r.add_argument("--method", choices=methods, default=None)
     r.set_defaults(fn=_rates)
+
+    f = sub.add_parser("fuzz", parents=[weights], help="fuzz the decoder with mutated real blobs, each decoded in a subprocess")
+    f.add_argument("--minutes", type=_positive("--minutes", MAX_MINUTES), default=None, help="stop after this long (default 1)")
+    f.add_argument("--blobs", type=count_arg("--blobs", high=MAX_BLOBS), default=None, help="stop after this many")
+    f.add_argument("--seed", type=seed_arg, default=0, help="mutation seed (the same seed: the same mutants)")
+    f.add_argument(
+        "--workers", type=count_arg("--workers", high=MAX_WORKERS), default=1, help="decoding subprocesses (one per core)"
+    )
+    f.add_argument(
+        "--limit-s", type=_positive("--limit-s", 600), default=10.0, help="seconds a decode may take before it is a hang"
+    )
+    f.add_argument("--out", type=Path, default=None, metavar="FILE.md", help="also write the report here")
+    f.add_argument(
+        "--findings",
+        type=Path,
+        default=Path("fuzz-findings"),
+        metavar="DIR",
+        help="where crashing or hanging blobs are written (only if there are any)",
+    )
+    f.set_defaults(fn=_fuzz)
 
     # handled before parsing (its arguments go to diffcodec.train:main); listed here for --help
     sub.add_parser("train", help="retrain the shipped weights: ARGS go to diffcodec.train (= `diffcore train codec ARGS`)")

@@ -6,3 +6,7 @@ The bounds of the format itself (sides, pixels, payloads of a blob) are in
 
 #: UNet passes of one decode (OSCAR uses 1, RDEIC 2; more only run DDIM from the same start, for comparison)
 MAX_STEPS = 50
+#: the most blobs, minutes and decoding subprocesses one fuzz campaign (``diffcodec fuzz``) may ask for
+MAX_BLOBS = 10**9
+MAX_MINUTES = 7 * 24 * 60
+MAX_WORKERS = 64
