@@ -63,3 +63,55 @@ def test_stopping_the_server_removes_the_apps_work_folders(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not folders[0].exists()
+
+
+def _comparable(endpoint: str, result: tuple) -> list:
+    """What must not depend on other requests running beside this one: pixels, bytes, text, metrics (no timings)."""
+    import numpy as np
+    from PIL import Image
+
+    def pixels(item) -> np.ndarray:
+        path = item["image"] if isinstance(item, dict) else item
+        return np.asarray(Image.open(path))
+
+    if endpoint == "prior_generate":
+        return [pixels(x) for x in result[0]]
+    if endpoint == "lab_compare":
+        return [pixels(x) for x in result[0] + result[1]]
+    if endpoint == "codec_compress":
+        return [pixels(result[2]), open(result[4], "rb").read()]
+    if endpoint == "text_generate":
+        return [result[0], result[1]]
+    table = result[2]  # drive_episode: the metrics, without the planning latency
+    return [row[:-1] for row in table["data"]] + [result[3]]
+
+
+@pytest.mark.slow
+def test_simultaneous_requests_to_different_tabs_give_the_results_of_solo_requests(tmp_path):
+    """Several gradio_client requests at once, one per tab, are answered exactly as the same requests made alone."""
+    import numpy as np
+    import skimage.data
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from diffcore.webtest import serve
+    from difftext.ui import example_prompt
+
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.coffee()[100:164, 200:264]).save(photo)
+    requests = {
+        "prior_generate": ("ddim", 4, 1, 2, 64),
+        "lab_compare": ("ddim", 4, "DeepCache N=2", "none", 0, 1, 64),
+        "codec_compress": (handle_file(str(photo)), "oscar", 0, False),
+        "text_generate": (example_prompt(), 8, 4, 0.9, 0.0, 0, False),
+        "drive_episode": ("merge", 300_001, "Regression — one mode", False),
+    }
+    with serve(browser=False, timeout=300) as url:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        solo = {name: _comparable(name, client.predict(*args, api_name=f"/{name}")) for name, args in requests.items()}
+        jobs = {name: client.submit(*args, api_name=f"/{name}") for name, args in requests.items()}
+        together = {name: _comparable(name, job.result(timeout=300)) for name, job in jobs.items()}
+    for name in requests:
+        for a, b in zip(solo[name], together[name], strict=True):
+            same = np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+            assert same, f"{name}: a simultaneous request gave another result than the same request alone"

@@ -12,6 +12,7 @@ gr = pytest.importorskip("gradio")
 
 from diffcodec import Codec, ui  # noqa: E402
 from diffcodec.bitstream import Header, pack_unchecked  # noqa: E402
+from diffcore.offline_gradio import handler  # noqa: E402
 
 
 def _no_progress(*args, **kwargs) -> None:
@@ -91,7 +92,7 @@ def test_bad_input_is_a_gradio_error(photo, tmp_path):
     cases.append((lambda: ui._compress(wide, "hyperprior", 0, False, progress=_no_progress), "tick Downscale"))
     for call, message in cases:
         with pytest.raises(gr.Error, match=message):
-            call()
+            handler(call)()  # as the page wires it (diffcore.offline_gradio.on)
 
 
 def test_missing_weights_leave_a_working_page_that_says_so(photo, tmp_path, monkeypatch):
@@ -101,4 +102,4 @@ def test_missing_weights_leave_a_working_page_that_says_so(photo, tmp_path, monk
     assert set(problems) == {"oscar", "rdeic", "hyperprior"} and "diffcore train codec" in problems["oscar"]
     assert isinstance(ui.build_demo(), gr.Blocks)
     with pytest.raises(gr.Error, match="its weights are missing"):
-        ui._compress(photo, "oscar", None, True, progress=_no_progress)
+        handler(ui._compress)(photo, "oscar", None, True, progress=_no_progress)

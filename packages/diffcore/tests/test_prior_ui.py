@@ -8,6 +8,7 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio")
 
+from diffcore.offline_gradio import handler  # noqa: E402
 from diffcore.prior import ui  # noqa: E402
 from diffcore.prior.edit import box_mask, img2img, inpaint  # noqa: E402
 from diffcore.zoo import shared_tinysd  # noqa: E402
@@ -56,4 +57,4 @@ def test_inpaint_handler_tints_the_box_and_keeps_the_rest(photo: Image.Image) ->
 )
 def test_bad_requests_are_gradio_errors(photo: Image.Image, call, match: str) -> None:
     with pytest.raises(gr.Error, match=match):
-        call(photo)
+        handler(call)(photo)  # as the page wires it (diffcore.offline_gradio.on)

@@ -15,7 +15,6 @@ Gradio is imported here only (the ``app`` extra).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,10 @@ from PIL import Image
 from diffcodec.bitstream import MAX_PIXELS, METHODS, VERSION, unpack
 from diffcodec.codec import Codec, RateInfo
 from diffcodec.images import to_rgb
+from diffcodec.limits import MAX_STEPS
 from diffcore.errors import DiffcoreError, InvalidInputError
 from diffcore.metrics import MS_SSIM_WEIGHTS
-from diffcore.offline_gradio import gr, page, work_dir
+from diffcore.offline_gradio import gr, image_upload, integer_choices, on, page, result_path, work_dir
 
 METHOD_CHOICES = [
     ("OSCAR — one step", "oscar"),
@@ -121,33 +121,29 @@ def _check_app_size(h: int, w: int) -> None:
         )
 
 
-def _compress(image: Any, method: str, rate: Any, downscale: bool, progress=gr.Progress()):
+def _compress(image: Any, method: str, rate: int | None, downscale: bool, progress=gr.Progress()):
     if image is None:
         raise gr.Error("Upload an image first, or click one of the examples.")
     if rate is None:
         raise gr.Error(f"No rate to pick for {method}: its weights are missing (see the note above).")
-    try:
-        progress(0, desc=f"loading {method}")
-        codec = _codec(method)
-        rgb = to_rgb(image)
-        uploaded = rgb.shape[:2]
-        if downscale:
-            rgb = _downscale(rgb)
-        _check_app_size(*rgb.shape[:2])
-        progress(0.2, desc="encoding")
-        t0 = time.perf_counter()
-        blob = codec.compress(rgb, rate=int(rate))
-        t_enc = time.perf_counter() - t0
-        progress(0.5, desc=f"decoding ({_passes(codec.default_steps)})")
-        t0 = time.perf_counter()
-        decoded = codec.decompress(blob)
-        t_dec = time.perf_counter() - t0
-    except DiffcoreError as e:
-        raise gr.Error(str(e)) from e
+    progress(0, desc=f"loading {method}")
+    codec = _codec(method)
+    rgb = to_rgb(image)
+    uploaded = rgb.shape[:2]
+    if downscale:
+        rgb = _downscale(rgb)
+    _check_app_size(*rgb.shape[:2])
+    progress(0.2, desc="encoding")
+    t0 = time.perf_counter()
+    blob = codec.compress(rgb, rate=rate)
+    t_enc = time.perf_counter() - t0
+    progress(0.5, desc=f"decoding ({_passes(codec.default_steps)})")
+    t0 = time.perf_counter()
+    decoded = codec.decompress(blob)
+    t_dec = time.perf_counter() - t0
     h, w = rgb.shape[:2]
-    info = codec.rates[int(rate)]
-    folder = Path(tempfile.mkdtemp(dir=work_dir("codec")))
-    blob_path = folder / f"{method}-rate{int(rate)}-{w}x{h}.dfc"
+    info = codec.rates[rate]
+    blob_path = result_path("codec", f"{method}-rate{rate}-{w}x{h}.dfc")
     blob_path.write_bytes(blob)
     resized = f" (downscaled from {uploaded[1]}×{uploaded[0]})" if uploaded != (h, w) else ""
     text = (
@@ -160,25 +156,22 @@ def _compress(image: Any, method: str, rate: Any, downscale: bool, progress=gr.P
     return (original, decoded), original, decoded, text, str(blob_path)
 
 
-def _decode(path: str | None, steps: float, progress=gr.Progress()):
+def _decode(path: str | None, steps: int, progress=gr.Progress()):
     if path is None:
         raise gr.Error("Upload a .dfc blob first (Compress above makes one).")
     size = os.path.getsize(path)
     if size > MAX_BLOB_BYTES:
         raise gr.Error(f"this file is {size:,} bytes; diffcodec blobs are at most {MAX_BLOB_BYTES:,}: it is not one")
     blob = Path(path).read_bytes()
-    try:
-        header, payloads = unpack(blob)
-        _check_app_size(header.height, header.width)
-        progress(0, desc=f"loading {header.method}")
-        codec = _codec(header.method)
-        progress(0.3, desc="decoding")
-        n = int(steps) or None
-        t0 = time.perf_counter()
-        image = codec.decompress(blob, steps=n)
-        seconds = time.perf_counter() - t0
-    except DiffcoreError as e:
-        raise gr.Error(str(e)) from e
+    header, payloads = unpack(blob)
+    _check_app_size(header.height, header.width)
+    progress(0, desc=f"loading {header.method}")
+    codec = _codec(header.method)
+    progress(0.3, desc="decoding")
+    n = steps or None
+    t0 = time.perf_counter()
+    image = codec.decompress(blob, steps=n)
+    seconds = time.perf_counter() - t0
     rate = codec.rates[header.rate]
     n = codec.default_steps if n is None else n
     text = (
@@ -212,7 +205,7 @@ def build_demo() -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(
+                image = image_upload(
                     type="pil", image_mode=None, label="Image", sources=["upload", "clipboard"], elem_id="codec-input"
                 )
                 gr.Examples(_example_paths(), inputs=[image], label="Holdout photos (never trained on)", elem_id="codec-examples")
@@ -220,11 +213,13 @@ def build_demo() -> gr.Blocks:
                 start = next((m for m in METHODS if choices[m]), "oscar")
                 method = gr.Radio(METHOD_CHOICES, value=start, label="Method", elem_id="codec-method")
                 first = choices[start]
-                rate = gr.Dropdown(
-                    choices=first,
-                    value=first[0][1] if first else None,
-                    label="Rate (nominal bpp)",
-                    elem_id="codec-rate",
+                rate = integer_choices(
+                    gr.Dropdown(
+                        choices=first,
+                        value=first[0][1] if first else None,
+                        label="Rate (nominal bpp)",
+                        elem_id="codec-rate",
+                    )
                 )
                 downscale = gr.Checkbox(
                     value=True,
@@ -253,7 +248,13 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=1):
                 blob_in = gr.File(label="A .dfc blob", type="filepath", elem_id="codec-blob-in")
                 steps = gr.Slider(
-                    0, 50, value=0, step=1, label="UNet passes (0: the method's own — OSCAR 1, RDEIC 2)", elem_id="codec-steps"
+                    0,
+                    MAX_STEPS,
+                    value=0,
+                    step=1,
+                    precision=0,
+                    label="UNet passes (0: the method's own — OSCAR 1, RDEIC 2)",
+                    elem_id="codec-steps",
                 )
                 decode_button = gr.Button("Decode", variant="primary", elem_id="codec-decode")
             with gr.Column(scale=2):
@@ -266,12 +267,13 @@ def build_demo() -> gr.Blocks:
             rate,
             api_visibility="private",  # a UI refresh, not a service
         )
-        button.click(
+        on(
+            button.click,
             _compress,
             [image, method, rate, downscale],
             [compare, original, recon, info, blob_file],
             concurrency_limit=2,
             api_name="codec_compress",
         )
-        decode_button.click(_decode, [blob_in, steps], [decoded, header], concurrency_limit=2, api_name="codec_decompress")
+        on(decode_button.click, _decode, [blob_in, steps], [decoded, header], concurrency_limit=2, api_name="codec_decompress")
     return demo

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import signal
 import socket
 import sys
@@ -24,12 +25,12 @@ MAX_UPLOAD = "32mb"
 
 def build_hub() -> Any:
     """Build (not launch) the hub's ``gr.Blocks``."""
-    from diffcore.offline_gradio import gr
+    from diffcore.offline_gradio import DELETE_CACHE, gr
 
     domains = [entry.load() for entry in discover().values()]
     # built outside the hub's context: a Blocks created inside another renders itself there
     demos = [dom.build_demo() for dom in domains]
-    with gr.Blocks(title="diffsuite") as hub:
+    with gr.Blocks(title="diffsuite", delete_cache=DELETE_CACHE) as hub:
         gr.Markdown(
             "# diffsuite\nEfficient diffusion applications on one shared core. "
             f"Installed domains: {', '.join(d.title for d in domains)}."
@@ -62,9 +63,21 @@ def check_address(host: str, port: int) -> None:
             ) from None
 
 
+def _log_to_stderr() -> None:
+    """The apps' log (``diffsuite.app``: user errors in one line, faults with a traceback), timestamped, on stderr."""
+    log = logging.getLogger("diffsuite.app")
+    if not log.handlers:
+        out = logging.StreamHandler()
+        out.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(out)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def launch(domain: str | None = None, *, host: str = "127.0.0.1", port: int = 7860) -> None:
     """Serve the hub, or a single domain's demo when ``domain`` is given."""
     check_address(host, port)
+    _log_to_stderr()
     # `kill` (SIGTERM) exits like Ctrl-C: atexit handlers run, and the apps' work folders go
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     demo = get_domain(domain).build_demo() if domain else build_hub()

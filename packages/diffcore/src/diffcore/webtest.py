@@ -64,15 +64,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(domain: str | None = None, *, timeout: float = 180.0) -> Iterator[str]:
+def serve(domain: str | None = None, *, timeout: float = 180.0, browser: bool = True) -> Iterator[str]:
     """Run ``diffcore serve [DOMAIN]`` on a free loopback port; yields its URL, stops it afterwards.
 
     Fails the calling test with the server's log when it exits or does not
-    answer within ``timeout`` seconds.
+    answer within ``timeout`` seconds. ``browser=False``: for API clients
+    (``gradio_client``), which need no Chromium.
     """
     import pytest
 
-    chromium()  # skip before paying for a server when there is no browser
+    if browser:
+        chromium()  # skip before paying for a server when there is no browser
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     args = [sys.executable, "-m", "diffcore.cli", "serve", *([domain] if domain else []), "--port", str(port)]

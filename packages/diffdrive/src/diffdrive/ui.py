@@ -15,12 +15,11 @@ Gradio is imported here only (the ``app`` extra).
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
-from diffcore.errors import DiffcoreError, InvalidInputError
-from diffcore.offline_gradio import gr, page, work_dir
+from diffcore.errors import InvalidInputError
+from diffcore.offline_gradio import gr, on, page, result_path
 from diffcore.validate import check_seed
 from diffdrive.closed_loop import ConstantVelocityDriver, Episode, ExpertDriver, PlannerDriver, run_episode
 from diffdrive.data import SPLIT_SEEDS
@@ -85,23 +84,24 @@ HEADERS = [
 ]
 
 
-def drive(scenario: str, seed: float, label: str, compare: bool, progress: Any = None) -> tuple[Any, Any, Any, str]:
+def drive(
+    scenario: str, seed: int, label: str, compare: bool, progress: gr.Progress = gr.Progress()
+) -> tuple[Any, Any, Any, str]:
     """Run the episode(s); returns (video, comparison video, metrics table, note)."""
     from diffdrive.render import write_video
 
     sc = get_scenario(scenario).name
-    seed = check_seed(int(seed) if isinstance(seed, float) and seed.is_integer() else seed)  # gradio's Number: a float
+    seed = check_seed(seed)
     labels = [label] + ([COMPARE] if compare and label != COMPARE else [])
     videos, rows = [], []
     for i, lab in enumerate(labels):
-        if progress is not None:
-            progress(i / len(labels), desc=f"driving: {lab}")
-        ep = run_episode(sc, _driver(lab), int(seed), render=True, max_steps=MAX_STEPS)
-        videos.append(str(write_video(ep.frames, work_dir("drive") / f"{uuid.uuid4().hex}.mp4")))
+        progress(i / len(labels), desc=f"driving: {lab}")
+        ep = run_episode(sc, _driver(lab), seed, render=True, max_steps=MAX_STEPS)
+        videos.append(str(write_video(ep.frames, result_path("drive", f"episode-{i}.mp4"))))
         rows.append(_row(ep))
-    held_out = int(seed) >= SPLIT_SEEDS["eval"]
+    held_out = seed >= SPLIT_SEEDS["eval"]
     note = (
-        f"{sc}, seed {int(seed)}"
+        f"{sc}, seed {seed}"
         + (" (held-out evaluation seed)" if held_out else " (**seeds below 300000 include the training episodes**)")
         + f": {SCENARIOS[sc].description}"
     )
@@ -133,12 +133,5 @@ def build_demo() -> gr.Blocks:
             video = gr.Video(label="Chosen driver", autoplay=True, elem_id="drive-video")
             other = gr.Video(label="Vanilla 20-step policy", autoplay=True, elem_id="drive-compare-video")
         table = gr.Dataframe(headers=HEADERS, label="Episode metrics", interactive=False, elem_id="drive-metrics")
-
-        def on_run(sc: str, sd: float, lab: str, cmp: bool, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-            try:
-                return drive(sc, sd, lab, cmp, progress)
-            except DiffcoreError as e:
-                raise gr.Error(str(e)) from e
-
-        run.click(on_run, [scenario, seed, label, compare], [video, other, table, note], api_name="drive_episode")
+        on(run.click, drive, [scenario, seed, label, compare], [video, other, table, note], api_name="drive_episode")
     return demo

@@ -22,11 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from diffcore.errors import DiffcoreError, InvalidInputError
-from diffcore.offline_gradio import gr, page
+from diffcore.offline_gradio import gr, integer_choices, on, page
 from diffcore.validate import check_seed
 from difftext.corpus import load_documents, split_documents
-from difftext.limits import BLOCK_SIZES
+from difftext.limits import BLOCK_SIZES, check_params, check_prompt
 from difftext.lm import ARLM, BlockDiffusionLM, Partial, TextResult
 
 MASK = "▒"
@@ -79,26 +78,25 @@ def _note(sdar: TextResult, ar: TextResult) -> str:
 
 def generate(
     prompt: str,
-    max_new_tokens: float,
+    max_new_tokens: int,
     block_size: int,
     threshold: float,
     temperature: float,
-    seed: float,
+    seed: int,
     dkv: bool,
 ) -> Iterator[tuple[str, str, list[list[Any]], str]]:
     """Stream SDAR, then AR, on the prompt; yields (SDAR HTML, AR HTML, metrics rows, note) after every forward pass.
 
     Bad input raises before anything is yielded (a :class:`DiffcoreError`).
     """
-    if max_new_tokens is None or not float(max_new_tokens).is_integer():
-        raise InvalidInputError(f"max new tokens must be a whole number, got {max_new_tokens!r}")
-    s = check_seed(int(seed) if isinstance(seed, float) and seed.is_integer() else seed)  # gradio's Number: a float
-    n, temperature = int(max_new_tokens), float(temperature)
+    s = check_seed(seed)  # checked before a model loads
+    check_prompt(prompt)
+    check_params(threshold, temperature, max_new_tokens)
     sdar_stream = BlockDiffusionLM.load(path=_weights()).stream(
-        prompt, n, block_size=int(block_size), threshold=float(threshold), temperature=temperature, seed=s, dkv=dkv
+        prompt, max_new_tokens, block_size=block_size, threshold=threshold, temperature=temperature, seed=s, dkv=dkv
     )
-    ar_stream = ARLM.load(path=_weights()).stream(prompt, n, temperature=temperature, seed=s)
-    label = f"SDAR (block {int(block_size)}, threshold {float(threshold):g}" + (", dKV-Cache)" if dkv else ")")
+    ar_stream = ARLM.load(path=_weights()).stream(prompt, max_new_tokens, temperature=temperature, seed=s)
+    label = f"SDAR (block {block_size}, threshold {threshold:g}" + (", dKV-Cache)" if dkv else ")")
     rows: list[list[Any]] = []
     results: list[TextResult] = []
     outs = ["", ""]  # SDAR, AR
@@ -132,8 +130,8 @@ def build_demo() -> gr.Blocks:
     with page("Text diffusion (SDAR)", INTRO) as demo:
         prompt = gr.Textbox(value=example_prompt(), lines=2, label="Prompt", elem_id="text-prompt")
         with gr.Row():
-            tokens = gr.Slider(8, 128, value=48, step=1, label="Max new tokens", elem_id="text-tokens")
-            block = gr.Radio(list(BLOCK_SIZES), value=BLOCK_SIZES[0], label="Block size", elem_id="text-block")
+            tokens = gr.Slider(8, 128, value=48, step=1, precision=0, label="Max new tokens", elem_id="text-tokens")
+            block = integer_choices(gr.Radio(list(BLOCK_SIZES), value=BLOCK_SIZES[0], label="Block size", elem_id="text-block"))
             threshold = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Confidence threshold", elem_id="text-threshold")
         with gr.Row():
             temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.05, label="Temperature (0: greedy)", elem_id="text-temperature")
@@ -149,14 +147,11 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown("**AR** — one token per forward pass")
                 ar = gr.HTML(elem_id="text-ar")
         table = gr.Dataframe(headers=HEADERS, label="Generation metrics", interactive=False, elem_id="text-metrics")
-
-        def on_run(*args: Any) -> Iterator[tuple[str, str, list[list[Any]], str]]:
-            try:
-                yield from generate(*args)
-            except DiffcoreError as e:
-                raise gr.Error(str(e)) from e
-
-        run.click(
-            on_run, [prompt, tokens, block, threshold, temperature, seed, dkv], [sdar, ar, table, note], api_name="text_generate"
+        on(
+            run.click,
+            generate,
+            [prompt, tokens, block, threshold, temperature, seed, dkv],
+            [sdar, ar, table, note],
+            api_name="text_generate",
         )
     return demo

@@ -22,7 +22,7 @@ from diffcore.errors import InvalidInputError
 from diffcore.lab.schedules import CALIB_SEED, list_schedules
 from diffcore.metrics import psnr, relative_l2
 from diffcore.prior.autoencode import decode
-from diffcore.prior.generate import initial_noise
+from diffcore.prior.generate import check_request, initial_noise
 from diffcore.sampling import sample
 from diffcore.zoo import TinySD, shared_tinysd
 
@@ -41,6 +41,9 @@ def cache_choices() -> dict[str, Callable[[], Any] | None]:
         choices[f"searched: {name}"] = lambda p=path: cache.CacheSchedule.load(p)
     return choices
 
+
+#: most images and the largest side (px) of one comparison (each is sampled twice)
+MAX_IMAGES, MAX_SIZE = 8, 256
 
 QUANT_CHOICES = ("none", "W8A8 (fake-quant)", "W4A8 (fake-quant)", "int8 dynamic (CPU)")
 
@@ -110,7 +113,11 @@ def _to_pil(latents: torch.Tensor, sd: TinySD) -> list:
 
 
 def compare(sampler: str, steps: int, cache_name: str, quant_name: str, seed: int, n: int, size: int) -> dict:
-    """Sample the same noise with full compute and with the chosen acceleration; timings and errors."""
+    """Sample the same noise with full compute and with the chosen acceleration; timings and errors.
+
+    At most :data:`MAX_IMAGES` images of :data:`MAX_SIZE` px (sampled twice) and ``MAX_STEPS`` steps.
+    """
+    seed, n, size, steps = check_request(seed=seed, n=n, size=size, steps=steps, max_images=MAX_IMAGES, max_size=MAX_SIZE)
     sd = shared_tinysd()
     fast = accelerated_unet(sd, cache_name, quant_name, sampler, steps)
     noise = initial_noise(n, size, seed=seed)

@@ -36,6 +36,18 @@ def initial_noise(n: int, size: int, *, seed: int, channels: int = 4) -> torch.T
     return torch.randn(n, channels, size // DOWNSAMPLE, size // DOWNSAMPLE, generator=g)
 
 
+def check_request(
+    *, seed: int, n: int, size: int, steps: int, max_images: int = MAX_IMAGES, max_size: int = MAX_SIZE
+) -> tuple[int, int, int, int]:
+    """(seed, n, size, steps) of a sampling request, checked (see :func:`generate`); a typed error otherwise."""
+    seed = check_seed(seed)
+    n = check_count(n, "n", high=max_images)
+    steps = check_count(steps, "steps", high=MAX_STEPS)
+    if check_count(size, "size", low=16, high=max_size) % 16:
+        raise InvalidInputError(f"size must be a multiple of 16 pixels, got {size!r}")
+    return seed, n, size, steps
+
+
 def generate(
     tinysd: TinySD,
     *,
@@ -52,11 +64,7 @@ def generate(
     ``size`` must be a multiple of 16 (the UNet downsamples latents ×4) up to :data:`MAX_SIZE`; ``n`` at
     most :data:`MAX_IMAGES`, ``steps`` at most :data:`MAX_STEPS`; ``seed`` an int in ``[0, 2**32)``.
     """
-    seed = check_seed(seed)
-    n = check_count(n, "n", high=MAX_IMAGES)
-    steps = check_count(steps, "steps", high=MAX_STEPS)
-    if check_count(size, "size", low=16, high=MAX_SIZE) % 16:
-        raise InvalidInputError(f"size must be a multiple of 16 pixels, got {size!r}")
+    seed, n, size, steps = check_request(seed=seed, n=n, size=size, steps=steps)
     dev = tinysd.unet.device
     noise = initial_noise(n, size, seed=seed, channels=tinysd.latent_channels).to(dev)
     g = torch.Generator(device=dev).manual_seed(seed + 1)  # stochastic samplers' noise

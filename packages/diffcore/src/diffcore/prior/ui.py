@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from diffcore.errors import DiffcoreError
-from diffcore.offline_gradio import gr, page, work_dir
+from diffcore.offline_gradio import gr, image_upload, on, page, work_dir
 from diffcore.sampling import SAMPLERS, list_samplers
 from diffcore.zoo import shared_tinysd
 
@@ -45,32 +44,28 @@ def _sampler_choices() -> list[tuple[str, str]]:
 
 def _on_tinysd(fn, *args, sampler: str, steps: int, seed: int, progress, bar_steps: int | None = None, **kw):
     """``fn(shared_tinysd(), *args, sampler=, steps=, seed=, callback=, **kw)`` with a progress bar over
-    ``bar_steps`` (default ``steps``) sampler steps; diffcore's typed errors are shown as a ``gr.Error``."""
+    ``bar_steps`` (default ``steps``) sampler steps."""
     total = bar_steps or steps
-    try:
-        progress(0, desc="loading tinysd")
-        return fn(
-            shared_tinysd(),
-            *args,
-            sampler=sampler,
-            steps=steps,
-            seed=seed,
-            callback=lambda i, t, z: progress((i + 1, total), desc=f"{sampler} step"),
-            **kw,
-        )
-    except DiffcoreError as e:
-        raise gr.Error(str(e)) from e
+    progress(0, desc="loading tinysd")
+    return fn(
+        shared_tinysd(),
+        *args,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        callback=lambda i, t, z: progress((i + 1, total), desc=f"{sampler} step"),
+        **kw,
+    )
 
 
-def _run(sampler: str, steps: float, seed: float, n: float, size: float, progress=gr.Progress()):
+def _run(sampler: str, steps: int, seed: int, n: int, size: int, progress=gr.Progress()):
     from diffcore.prior.generate import generate
 
-    steps_i, n_i, size_i, seed_i = int(steps), int(n), int(size), int(seed)
-    out = _on_tinysd(generate, sampler=sampler, steps=steps_i, seed=seed_i, progress=progress, n=n_i, size=size_i)
-    per = out.seconds / max(steps_i, 1)
+    out = _on_tinysd(generate, sampler=sampler, steps=steps, seed=seed, progress=progress, n=n, size=size)
+    per = out.seconds / max(steps, 1)
     info = (
-        f"**{n_i} sample{'s' if n_i > 1 else ''}, {size_i}×{size_i} px, {sampler}, {steps_i} steps: "
-        f"{out.seconds:.2f} s** ({per * 1000:.0f} ms per step incl. decoding), seed {seed_i}."
+        f"**{n} sample{'s' if n > 1 else ''}, {size}×{size} px, {sampler}, {steps} steps: "
+        f"{out.seconds:.2f} s** ({per * 1000:.0f} ms per step incl. decoding), seed {seed}."
     )
     return list(out.images), info
 
@@ -83,61 +78,57 @@ def _edit_info(kind: str, edit, sampler: str, steps: int, seed: int, extra: str 
     )
 
 
-def _img2img(image, strength: float, sampler: str, steps: float, seed: float, progress=gr.Progress()):
+def _img2img(image, strength: float, sampler: str, steps: int, seed: int, progress=gr.Progress()):
     from diffcore.prior.edit import img2img
 
     if image is None:
         raise gr.Error("Upload a photo first (or pick an example).")
-    steps_i, seed_i, strength = int(steps), int(seed), float(strength)
     out = _on_tinysd(
         img2img,
         image,
         sampler=sampler,
-        steps=steps_i,
-        seed=seed_i,
+        steps=steps,
+        seed=seed,
         progress=progress,
-        bar_steps=max(int(steps_i * strength), 1),
+        bar_steps=max(int(steps * strength), 1),
         strength=strength,
     )
-    info = _edit_info(f"SDEdit at strength {strength:.2f}", out, sampler, steps_i, seed_i)
+    info = _edit_info(f"SDEdit at strength {strength:.2f}", out, sampler, steps, seed)
     return out.noised, out.image, info
 
 
-def _inpaint(
-    image, left: float, top: float, right: float, bottom: float, sampler: str, steps: float, seed: float, progress=gr.Progress()
-):
+def _inpaint(image, left: int, top: int, right: int, bottom: int, sampler: str, steps: int, seed: int, progress=gr.Progress()):
     from diffcore.prior.edit import box_mask, inpaint
 
     if image is None:
         raise gr.Error("Upload a photo first (or pick an example).")
-    box = (float(left) / 100, float(top) / 100, float(right) / 100, float(bottom) / 100)
-    steps_i, seed_i = int(steps), int(seed)
+    box = (left / 100, top / 100, right / 100, bottom / 100)
     mask_at = lambda h, w: box_mask(h, w, box)  # noqa: E731  (built at the working size)
-    out = _on_tinysd(inpaint, image, mask_at, sampler=sampler, steps=steps_i, seed=seed_i, progress=progress)
+    out = _on_tinysd(inpaint, image, mask_at, sampler=sampler, steps=steps, seed=seed, progress=progress)
     mask = box_mask(*out.source.shape[:2], box)  # valid: inpaint built the same one
     shown = out.source.copy()
     shown[mask] = (0.35 * shown[mask] + 0.65 * np.array([255, 0, 255])).astype(np.uint8)  # the region to redraw, tinted
-    return shown, out.image, _edit_info("Inpainting", out, sampler, steps_i, seed_i, " The box is redrawn, the rest kept.")
+    return shown, out.image, _edit_info("Inpainting", out, sampler, steps, seed, " The box is redrawn, the rest kept.")
 
 
 def _sample_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             sampler = gr.Dropdown(choices=_sampler_choices(), value="dpmpp_2m", label="Sampler", elem_id="prior-sampler")
-            steps = gr.Slider(1, 100, value=20, step=1, label="Steps", elem_id="prior-steps")
+            steps = gr.Slider(1, 100, value=20, step=1, precision=0, label="Steps", elem_id="prior-steps")
             seed = gr.Number(value=0, precision=0, label="Seed", elem_id="prior-seed")
-            n = gr.Slider(1, 8, value=4, step=1, label="Images", elem_id="prior-n")
-            size = gr.Slider(64, 256, value=128, step=16, label="Size (px)", elem_id="prior-size")
+            n = gr.Slider(1, 8, value=4, step=1, precision=0, label="Images", elem_id="prior-n")
+            size = gr.Slider(64, 256, value=128, step=16, precision=0, label="Size (px)", elem_id="prior-size")
             button = gr.Button("Generate", variant="primary", elem_id="prior-generate")
         with gr.Column(scale=2):
             gallery = gr.Gallery(label="Samples", columns=4, elem_id="prior-gallery")
             info = gr.Markdown(elem_id="prior-info")
-    button.click(_run, [sampler, steps, seed, n, size], [gallery, info], concurrency_limit=2, api_name="prior_generate")
+    on(button.click, _run, [sampler, steps, seed, n, size], [gallery, info], concurrency_limit=2, api_name="prior_generate")
 
 
 def _edit_controls(prefix: str, steps: int) -> tuple:
     sampler = gr.Dropdown(choices=_sampler_choices(), value="ddim", label="Sampler", elem_id=f"{prefix}-sampler")
-    steps_c = gr.Slider(1, 100, value=steps, step=1, label="Steps (whole schedule)", elem_id=f"{prefix}-steps")
+    steps_c = gr.Slider(1, 100, value=steps, step=1, precision=0, label="Steps (whole schedule)", elem_id=f"{prefix}-steps")
     seed = gr.Number(value=0, precision=0, label="Seed", elem_id=f"{prefix}-seed")
     return sampler, steps_c, seed
 
@@ -146,7 +137,7 @@ def _photo_input(prefix: str) -> gr.Image:
     """An upload box for a photo, with the holdout examples under it."""
     from diffcore.prior.edit import MAX_SIDE
 
-    image = gr.Image(type="pil", label=f"Photo (downscaled to {MAX_SIDE} px)", sources=["upload"], elem_id=f"{prefix}-input")
+    image = image_upload(type="pil", label=f"Photo (downscaled to {MAX_SIDE} px)", sources=["upload"], elem_id=f"{prefix}-input")
     gr.Examples(_example_paths(), inputs=[image], label="Holdout photos (never trained on)", elem_id=f"{prefix}-examples")
     return image
 
@@ -169,8 +160,13 @@ def _img2img_tab() -> None:
             sampler, steps, seed = _edit_controls("prior-i2i", 25)
             button = gr.Button("Re-noise and denoise", variant="primary", elem_id="prior-i2i-run")
         noised, result, info = _edit_outputs("prior-i2i", "Noised input (the start)", "noised")
-    button.click(
-        _img2img, [image, strength, sampler, steps, seed], [noised, result, info], concurrency_limit=2, api_name="prior_img2img"
+    on(
+        button.click,
+        _img2img,
+        [image, strength, sampler, steps, seed],
+        [noised, result, info],
+        concurrency_limit=2,
+        api_name="prior_img2img",
     )
 
 
@@ -179,15 +175,16 @@ def _inpaint_tab() -> None:
         with gr.Column(scale=1):
             image = _photo_input("prior-inp")
             with gr.Row():
-                left = gr.Slider(0, 100, value=30, step=1, label="Box left (%)", elem_id="prior-inp-left")
-                right = gr.Slider(0, 100, value=70, step=1, label="Box right (%)", elem_id="prior-inp-right")
+                left = gr.Slider(0, 100, value=30, step=1, precision=0, label="Box left (%)", elem_id="prior-inp-left")
+                right = gr.Slider(0, 100, value=70, step=1, precision=0, label="Box right (%)", elem_id="prior-inp-right")
             with gr.Row():
-                top = gr.Slider(0, 100, value=30, step=1, label="Box top (%)", elem_id="prior-inp-top")
-                bottom = gr.Slider(0, 100, value=70, step=1, label="Box bottom (%)", elem_id="prior-inp-bottom")
+                top = gr.Slider(0, 100, value=30, step=1, precision=0, label="Box top (%)", elem_id="prior-inp-top")
+                bottom = gr.Slider(0, 100, value=70, step=1, precision=0, label="Box bottom (%)", elem_id="prior-inp-bottom")
             sampler, steps, seed = _edit_controls("prior-inp", 25)
             button = gr.Button("Inpaint the box", variant="primary", elem_id="prior-inp-run")
         masked, result, info = _edit_outputs("prior-inp", "Region to redraw", "masked")
-    button.click(
+    on(
+        button.click,
         _inpaint,
         [image, left, top, right, bottom, sampler, steps, seed],
         [masked, result, info],
