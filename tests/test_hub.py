@@ -87,8 +87,14 @@ def _comparable(endpoint: str, result: tuple) -> list:
 
 
 @pytest.mark.slow
-def test_simultaneous_requests_to_different_tabs_give_the_results_of_solo_requests(tmp_path):
+def test_simultaneous_requests_to_different_tabs_give_the_results_of_solo_requests(tmp_path, monkeypatch):
     """Several gradio_client requests at once, one per tab, are answered exactly as the same requests made alone."""
+    import huggingface_hub.constants
+
+    # an offline client: gradio_client's telemetry needs this and analytics_enabled=False; huggingface_hub's
+    # headers fetch a registry from the Hub unless offline (read at import, hence the attribute)
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     import numpy as np
     import skimage.data
     from gradio_client import Client, handle_file
@@ -107,7 +113,7 @@ def test_simultaneous_requests_to_different_tabs_give_the_results_of_solo_reques
         "drive_episode": ("merge", 300_001, "Regression — one mode", False),
     }
     with serve(browser=False, timeout=300) as url:
-        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"), analytics_enabled=False)
         solo = {name: _comparable(name, client.predict(*args, api_name=f"/{name}")) for name, args in requests.items()}
         jobs = {name: client.submit(*args, api_name=f"/{name}") for name, args in requests.items()}
         together = {name: _comparable(name, job.result(timeout=300)) for name, job in jobs.items()}
