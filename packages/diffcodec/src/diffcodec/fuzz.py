@@ -342,9 +342,9 @@ def campaign(
     env = dict(os.environ, OMP_NUM_THREADS="1", DIFFCODEC_FUZZ_THREADS="1" if workers > 1 else "2")
     argv = worker_command(weights) if argv is None else argv
     report = Report(workers=workers, limit_s=limit_s, seed=seed)
-    t0 = time.monotonic()
-    stop_at = t0 + 60 * minutes if minutes is not None else float("inf")
     crew = [_Worker(argv, env) for _ in range(workers)]
+    t0 = time.monotonic()  # the clock starts once the workers have loaded the codecs
+    stop_at = t0 + 60 * minutes if minutes is not None else float("inf")
     index, last_progress = 0, t0
     try:
         with selectors.DefaultSelector() as sel:
