@@ -59,4 +59,10 @@ class TestCodecContract(APIContract):
             ["decode", "no-such-blob.dfc", "out.png"],
             ["encode", "no-such-image.png", "out.dfc"],
             ["encode", "in.png", "out.dfc", "--method", "jpeg2000"],
+            ["fuzz", "--minutes", "0"],
+            ["fuzz", "--minutes", "1e9"],
+            ["fuzz", "--blobs", "0"],
+            ["fuzz", "--workers", "1000"],
+            ["fuzz", "--limit-s", "nan"],
+            ["fuzz", "--seed", "-1"],
         ]
