@@ -31,6 +31,7 @@ import heapq
 import json
 import os
 import random
+import select
 import selectors
 import struct
 import subprocess
@@ -191,15 +192,14 @@ class _Worker:
             raise RuntimeError(f"the fuzz worker did not start: {self.stderr_tail()}")
 
     def _read_line(self, deadline: float) -> bytes | None:
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while b"\n" not in self.buf:
-                if not sel.select(max(0.0, deadline - time.monotonic())):
-                    return None
-                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
-                if not chunk:
-                    return None
-                self.buf += chunk
+        """The worker's next answer line; None when it died or ``deadline`` passed (once per blob: no selector built)."""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(fd, 1 << 16) if readable else b""
+            if not chunk:
+                return None
+            self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return line
 
