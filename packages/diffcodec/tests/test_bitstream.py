@@ -147,11 +147,17 @@ def test_wrong_magic():
         unpack("DFCX not bytes")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 1, 3, 255])
 @pytest.mark.parametrize("crc", [True, False], ids=["resealed", "stale-crc"])
 def test_wrong_version(version, crc):
     with pytest.raises(errors.UnsupportedVersionError, match=f"version {version}"):
         unpack(rewrite(blob_of(), VERSION_AT, "<B", version, crc=crc))
+
+
+def test_a_format_v1_blob_is_refused_naming_its_version():
+    """Blobs of the codec on tinysd v1 (format 1) cannot be decoded: their models are gone; the message says so."""
+    with pytest.raises(errors.UnsupportedVersionError, match=r"version 1 \(diffcodec on tinysd v1.*reads version 2"):
+        unpack(rewrite(blob_of(), VERSION_AT, "<B", 1))
 
 
 def test_checksum():

@@ -42,7 +42,7 @@ class TestCodecContract(APIContract):
             (lambda: model.compress(image, rate=True), InvalidInputError),
             (lambda: model.compress(np.zeros((16, 24, 3), dtype=np.float64)), InvalidInputError),
             (lambda: model.compress(np.zeros((0, 24, 3), dtype=np.uint8)), InvalidInputError),
-            (lambda: model.decompress(blob, steps=0), InvalidInputError),
+            (lambda: model.decompress(blob, steps=-1), InvalidInputError),
             (lambda: model.decompress(blob, steps=MAX_STEPS + 1), InvalidInputError),
             (lambda: model.decompress(blob, steps=100_000), InvalidInputError),
             (lambda: model.decompress(blob, steps=1.0), InvalidInputError),

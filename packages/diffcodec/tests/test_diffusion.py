@@ -99,6 +99,7 @@ def test_lora_save_load_merge_reproduces_the_adapted_model(unet, tmp_path):
 def test_oscar_rates_and_grid():
     codec = OscarHyperCodec(strides=(4, 2), codebook_sizes=(256, 1024))
     assert codec.nominal_bpp(0) == 8 / 256 and codec.nominal_bpp(1) == 10 / 64
+    assert (codec.index_cdf(0) == 0).all()  # no index distribution before fit_index_prior
     z = torch.randn(1, 4, 13, 10)
     with torch.no_grad():
         idx = codec.encode(z, 0)

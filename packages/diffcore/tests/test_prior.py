@@ -31,18 +31,30 @@ def test_card_metrics_match_a_fresh_measurement(name):
     assert fresh["holdout_ms_ssim"] == pytest.approx(card.metrics["holdout_ms_ssim"], abs=1e-4)
 
 
-def test_v2_loads_by_name_beside_v1():
-    """tinysd-v2 (wider autoencoder, same latent interface, its own UNet) loads by name; v1 stays the default."""
-    v1, v2 = load_autoencoder("tinysd"), load_autoencoder("tinysd-v2")
-    assert v2.config.latent_channels == v1.config.latent_channels == 4
+def test_v2_is_the_one_shipped_version_and_the_default():
+    """tinysd-v2 (wider autoencoder, 4 latent channels, its own UNet and tinydit) is all that ships, and the default."""
+    from diffcore.zoo import DEFAULT_TINYSD, TINYSD_NAMES, WEIGHTS, load_tinydit
+
+    assert AUTOENCODER_NAMES == TINYSD_NAMES == ("tinysd-v2",) and DEFAULT_TINYSD == "tinysd-v2"
+    assert sorted(p.name for p in WEIGHTS.iterdir() if p.is_dir()) == ["tinysd-v2"]  # v1's folder is gone
+    v2 = load_autoencoder("tinysd-v2")
+    assert v2.config.latent_channels == 4
     assert list(v2.config.block_out_channels) == [32, 64, 128] and v2.config.layers_per_block == 2
     x = to_tensor(next(im for im in load_pool("holdout") if im.name == "flower").pixels[:64, :96])[None]
-    assert encode(v2, x).shape == encode(v1, x).shape == (1, 4, 16, 24)
-    prior = load_tinysd("tinysd-v2")
-    assert prior.unet.config.in_channels == 4 and prior.vae.config.block_out_channels == v2.config.block_out_channels
-    assert load_tinysd().vae.config.block_out_channels == v1.config.block_out_channels
-    with pytest.raises(UnknownNameError, match="no shipped tinysd 'v3'"):
+    assert encode(v2, x).shape == (1, 4, 16, 24)
+    prior = load_tinysd()
+    assert prior.unet.config.in_channels == 4 and list(prior.vae.config.block_out_channels) == [32, 64, 128]
+    assert load_tinydit().config.in_channels == 4
+    with pytest.raises(UnknownNameError, match=r"no shipped tinysd 'v3'.*shipped: tinysd-v2$"):
         load_autoencoder("v3")
+
+
+@pytest.mark.parametrize("loader", ["load_tinysd", "load_autoencoder", "load_tinydit"])
+def test_retired_v1_is_refused_naming_what_ships(loader):
+    from diffcore import zoo
+
+    with pytest.raises(UnknownNameError, match=r"tinysd v1 \('tinysd'\) was retired.*shipped: tinysd-v2$"):
+        getattr(zoo, loader)("tinysd")
 
 
 def test_autoencoder_reconstructs_holdout_photo_any_size(tinysd):
@@ -50,7 +62,7 @@ def test_autoencoder_reconstructs_holdout_photo_any_size(tinysd):
     x = to_tensor(img.pixels)[None]
     rec = reconstruct(tinysd.vae, x)
     assert rec.shape == x.shape
-    assert psnr((x + 1) / 2, (rec + 1) / 2).item() > 30.0  # measured 31.2 dB
+    assert psnr((x + 1) / 2, (rec + 1) / 2).item() > 30.0  # measured 30.75 dB (tinysd-v2)
 
 
 def test_denoiser_beats_no_skill_baseline_at_every_t(tinysd):

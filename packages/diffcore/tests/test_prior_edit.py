@@ -1,10 +1,15 @@
 """SDEdit and inpainting with the shipped tinysd (diffcore.prior.edit): what strength does, what the mask keeps, seeds.
 
-Measured on tinysd v1 with the cat photo (``skimage.data.chelsea``, 451×300,
+Measured on tinysd-v2 with the cat photo (``skimage.data.chelsea``, 451×300,
 worked at 128×80 px), DDIM, 10 steps: PSNR of the result against the input
-23.1 / 19.2 / 16.3 dB at strength 0.2 / 0.5 / 1.0; inpainting the central box
-keeps the rest at 28.8 dB (the autoencoder alone reconstructs 27.9 dB) while the
-box itself ends at 15.8 dB, and two seeds differ there (18.9 dB) but not outside (48 dB).
+22.9 / 19.2 / 11.8 dB at strength 0.2 / 0.5 / 1.0; inpainting the central box
+keeps the rest at 24.5 dB (the autoencoder alone reconstructs 28.6 dB there)
+while the box itself ends at 15.6 dB, and two seeds differ in the box (20.5 dB)
+far more than outside it (33.6 dB). v2's decoder is less local than v1's: the
+kept latent cells are exactly the photo's, but what is drawn in the box still
+moves the decoded pixels far from it (the left eighth of the image: 33 dB
+between two seeds; v1 gave 52 dB there, 28.8 dB for the kept rest and 48 dB
+between seeds outside the box).
 """
 
 from __future__ import annotations
@@ -78,17 +83,20 @@ def test_inpainting_keeps_the_unmasked_photo_and_redraws_the_box(tinysd, cat: np
     inside, outside = box_mask(h, w, BOX), ~box_mask(h, w, AROUND_BOX)
     x = torch.tensor(a.source).permute(2, 0, 1)[None].float() / 127.5 - 1
     recon = ((reconstruct(tinysd.vae, x)[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    assert psnr(a.image, a.source, outside) > min(26.0, psnr(recon, a.source, outside) - 1)
-    assert psnr(a.image, a.source, inside) < 20
-    assert psnr(a.image, b.image, inside) < 25 and psnr(a.image, b.image, outside) > 40
+    kept, redrawn = psnr(a.image, a.source, outside), psnr(a.image, a.source, inside)
+    assert kept > 23.5 and kept > redrawn + 6  # measured 24.5 vs 15.6 dB
+    assert kept > psnr(recon, a.source, outside) - 5  # the autoencoder alone: 28.6 dB
+    assert redrawn < 20
+    seeds_in, seeds_out = psnr(a.image, b.image, inside), psnr(a.image, b.image, outside)
+    assert seeds_in < 25 and seeds_out > 30 and seeds_out > seeds_in + 8  # measured 20.5 and 33.6 dB
 
 
 def test_a_mask_at_the_upload_size_follows_the_resize(tinysd, cat: np.ndarray) -> None:
     """A pixel mask drawn on the 451×300 upload redraws the same box of the 128×80 working image, and only it."""
     a = inpaint(tinysd, cat, box_mask(*cat.shape[:2], BOX), steps=4, max_side=128, seed=0)
     h, w = a.source.shape[:2]
-    assert psnr(a.image, a.source, ~box_mask(h, w, AROUND_BOX)) > 26
-    assert psnr(a.image, a.source, box_mask(h, w, BOX)) < 20
+    kept, redrawn = psnr(a.image, a.source, ~box_mask(h, w, AROUND_BOX)), psnr(a.image, a.source, box_mask(h, w, BOX))
+    assert kept > 22.5 and redrawn < 20 and kept > redrawn + 5  # measured 23.2 vs 15.5 dB
 
 
 @pytest.mark.parametrize(

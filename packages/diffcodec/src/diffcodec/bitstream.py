@@ -1,10 +1,10 @@
-"""diffcodec's container format (version 1), parsed without trusting a byte.
+"""diffcodec's container format (version 2), parsed without trusting a byte.
 
 Layout, all integers little-endian::
 
     offset size field
     0      4    magic b"DFCX"
-    4      1    format version (1)
+    4      1    format version (2; version 1 blobs came from the codec on tinysd v1, whose models are gone)
     5      1    method id (1 = oscar, 2 = rdeic, 3 = hyperprior)
     6      1    rate index
     7      1    number of payloads n (1 … 8)
@@ -36,7 +36,9 @@ import numpy as np
 from diffcodec.errors import BadMagicError, ChecksumError, HostileBitstreamError, TruncatedError, UnsupportedVersionError
 
 MAGIC = b"DFCX"
-VERSION = 1
+VERSION = 2
+#: what each older format version was, for the refusal message
+RETIRED_VERSIONS = {1: "diffcodec on tinysd v1 (OSCAR indices at fixed width); its models were retired with tinysd v1"}
 METHODS: dict[str, int] = {"oscar": 1, "rdeic": 2, "hyperprior": 3}
 MAX_SIDE = 16384
 #: the most pixels one blob may hold: decoding runs the UNet on the whole latent
@@ -44,8 +46,9 @@ MAX_PIXELS = 1 << 22
 MAX_PAYLOADS = 8
 #: the most pixels per byte of blob: the most compressible images there are (flat, one colour) stay under a
 #: quarter of it with every method at its lowest rate (tests/test_codec_robust.py checks 256² flat images), so a
-#: real blob is never refused while the decoder's work stays bounded by the blob's length
-MAX_PIXELS_PER_BYTE = 2048
+#: real blob is never refused while the decoder's work stays bounded by the blob's length. 4096 since format 2:
+#: entropy-coded OSCAR indices made a flat 256² image at the lowest rate a ~96-byte blob (680 pixels per byte)
+MAX_PIXELS_PER_BYTE = 4096
 _FIXED = struct.Struct("<4sBBBBII")
 
 
@@ -114,7 +117,8 @@ def unpack(blob: bytes) -> tuple[Header, list[bytes]]:
         raise TruncatedError(f"blob of {len(blob)} bytes is shorter than a diffcodec header")
     _magic, version, method_id, rate, n, height, width = _FIXED.unpack_from(blob)
     if version != VERSION:
-        raise UnsupportedVersionError(f"bitstream format version {version}; this diffcodec reads version {VERSION}")
+        was = f" ({RETIRED_VERSIONS[version]})" if version in RETIRED_VERSIONS else ""
+        raise UnsupportedVersionError(f"bitstream format version {version}{was}; this diffcodec reads version {VERSION}")
     methods = {v: k for k, v in METHODS.items()}
     if method_id not in methods:
         raise HostileBitstreamError(f"unknown method id {method_id}")

@@ -3,11 +3,16 @@
 Three methods share one bitstream container (:mod:`diffcodec.bitstream`):
 
 * ``"oscar"`` — payloads: the latent's per-channel RMS (4 × float16), then the
-  VQ code indices packed at ``log2(K)`` bits each. Decoding: codebook lookup,
-  hyper-decoder, norm matching to ``t(rate)``, ONE UNet pass, tinysd decoder.
+  VQ code indices as one compressai rANS string under the rate's learned index
+  distribution. Decoding: rANS decoding, codebook lookup, hyper-decoder, norm
+  matching to ``t(rate)``, ONE UNet pass, tinysd decoder.
 * ``"rdeic"`` — payloads: compressai rANS strings of ``y`` and of the
   hyper-latent. Decoding: entropy decoding, ``c = g_s(ŷ)``, relay residual
   diffusion from ``x_N`` in 2–5 DDIM steps, tinysd decoder.
+
+``decompress(blob, steps=0)`` is the "no diffusion" ablation of both: the
+hyper-decoded (OSCAR) or entropy-decoded (RDEIC) latent goes straight to
+tinysd's decoder.
 * ``"hyperprior"`` — the non-diffusion baseline: compressai's ScaleHyperprior
   on pixels, trained by us on the same photos.
 
@@ -46,8 +51,9 @@ _LAYOUT = {"oscar": "oscar", "rdeic": "rdeic", "hyperprior": "baseline"}
 class RateInfo:
     """One operating point: ``index`` (what ``compress(rate=...)`` takes), a label and its bpp.
 
-    For OSCAR ``bpp`` is exact before the container overhead (grid size × index bits); for the
-    entropy-coded methods it is the mean real bpp measured on the holdout photos at training time.
+    For OSCAR ``bpp`` is the mean ideal code length of its indices on the training crops (the real
+    rANS string adds a few bytes); for RDEIC and the hyperprior it is the mean real bpp measured on
+    the holdout photos at training time. Either way before the container overhead.
     """
 
     index: int
@@ -80,6 +86,13 @@ def _card_metric(path: Path, key: str) -> float | None:
         return None
 
 
+def _card_list(path: Path, key: str) -> list[float] | None:
+    try:
+        return [float(v) for v in json.loads((path / "training_card.json").read_text())["metrics"][key]]
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
 def pad_image(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """(B, 3, H, W) -> padded by edge replication to a multiple of ``multiple`` (any size works, even 1 px)."""
     h, w = x.shape[-2:]
@@ -87,15 +100,30 @@ def pad_image(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
 
-def _pack_bits(idx: np.ndarray, bits: int) -> bytes:
-    """Non-negative ints < 2**bits -> big-endian bit string, ``bits`` per value, zero-padded to a byte."""
-    b = ((idx.astype(np.uint32)[:, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint32)) & 1).astype(np.uint8)
-    return np.packbits(b.reshape(-1)).tobytes()
+def _index_coder_args(hyper: Any, r: int, count: int) -> tuple[list[int], list[list[int]], list[int], list[int]]:
+    """compressai rANS arguments for ``count`` OSCAR indices of rate ``r``: one CDF for every symbol."""
+    cdf = hyper.index_cdf(r).tolist()
+    return [0] * count, [cdf], [len(cdf)], [0]
 
 
-def _unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
-    b = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits].reshape(count, bits)
-    return (b.astype(np.uint32) << np.arange(bits - 1, -1, -1, dtype=np.uint32)).sum(1).astype(np.int64)
+def encode_indices(hyper: Any, r: int, idx: np.ndarray) -> bytes:
+    """OSCAR code indices -> one rANS string under rate ``r``'s index distribution."""
+    from compressai.ans import RansEncoder
+
+    return RansEncoder().encode_with_indexes(idx.tolist(), *_index_coder_args(hyper, r, len(idx)))
+
+
+def decode_indices(hyper: Any, r: int, payload: bytes, count: int) -> np.ndarray:
+    """The rANS string back to ``count`` indices, guarded (:func:`rans_guard`) and range-checked."""
+    from compressai.ans import RansDecoder
+
+    stream = rans_guard(payload, count, "the OSCAR index payload")
+    values = np.asarray(RansDecoder().decode_with_indexes(stream, *_index_coder_args(hyper, r, count)), dtype=np.int64)
+    if len(values) != count or values.min() < 0 or values.max() >= hyper.config.codebook_sizes[r]:
+        raise HostileBitstreamError(
+            f"the OSCAR index payload decodes to indices outside the rate's codebook of {hyper.config.codebook_sizes[r]}"
+        )
+    return values
 
 
 def _check_rans(hyper: Any, payloads: list[bytes], w_shape: tuple[int, int]) -> tuple[list[bytes], list[bytes], tuple[int, int]]:
@@ -183,7 +211,15 @@ class Codec:
                 raise CheckpointError(f"{folder / 'lora'}: no list of integer timesteps in its config: {e}") from e
             if list(hyper.config.timesteps or []) != ts or len(ts) != len(hyper.rates):
                 raise CheckpointError(f"{folder}: the LoRA's timesteps {ts} do not match the hyper-encoders'")
-            rates = tuple(RateInfo(r, f"oscar-{r} (t={ts[r]})", hyper.nominal_bpp(r)) for r in range(len(ts)))
+            for r in range(len(ts)):
+                cdf = hyper.index_cdf(r)
+                if int(cdf[0]) != 0 or int(cdf[-1]) != 1 << 16 or bool((cdf[1:] <= cdf[:-1]).any()):
+                    raise CheckpointError(f"{folder / 'hyper'}: rate {r} has no valid index distribution (retrain: oscar-joint)")
+            bpp = _card_list(folder / "hyper", "train_bpp")
+            rates = tuple(
+                RateInfo(r, f"oscar-{r} (t={ts[r]})", bpp[r] if bpp and len(bpp) == len(ts) else hyper.nominal_bpp(r))
+                for r in range(len(ts))
+            )
             return cls(method, {"vae": sd.vae, "unet": unet, "hyper": hyper}, rates, {"timesteps": ts, "device": dev})
         hypers, starts, rates = [], [], []
         for i, d in enumerate(sorted(folder.glob("hyper*"))):
@@ -236,7 +272,8 @@ class Codec:
 
         ``steps`` overrides the number of UNet passes: OSCAR decodes in one; with
         ``steps > 1`` the same model runs DDIM from the same start (for comparison).
-        RDEIC runs 2 by default (2–5 are what it was fine-tuned for).
+        RDEIC runs 2 by default (2–5 are what it was fine-tuned for). ``steps=0``
+        skips the diffusion (the benchmark's "no diffusion" ablation).
         """
         header, payloads = unpack(blob)
         if header.method != self.method:
@@ -259,7 +296,7 @@ class Codec:
         z = self._encode_latent(pad_image(x, 4 * _oscar_multiple(hyper, r)))
         rms = channel_rms(z)[0].numpy().astype("<f2").tobytes()
         idx = hyper.encode(z, r)[0].flatten().cpu().numpy()
-        return [rms, _pack_bits(idx, hyper.bits_per_index(r))]
+        return [rms, encode_indices(hyper, r, idx)]
 
     def _check_rate(self, header: Header) -> int:
         if header.rate >= len(self.rates):
@@ -273,7 +310,7 @@ class Codec:
             if steps != 0 or isinstance(steps, bool):
                 raise InvalidInputError(f"the hyperprior baseline has no diffusion: steps must be 0 or None, got {steps!r}")
             return 0
-        return check_count(steps, f"steps for {self.method}", high=MAX_STEPS)
+        return check_count(steps, f"steps for {self.method} (0: no diffusion)", low=0, high=MAX_STEPS)
 
     @torch.no_grad()
     def decode_tensor(self, header: Header, payloads: list[bytes], *, steps: int | None = None) -> torch.Tensor:
@@ -298,17 +335,18 @@ class Codec:
         h = -(-header.height // (4 * m)) * m  # padded latent size
         w = -(-header.width // (4 * m)) * m
         gh, gw = hyper.grid(r, h, w)
-        bits = hyper.bits_per_index(r)
-        if len(payloads) != 2 or len(payloads[0]) != 8 or len(payloads[1]) != -(-gh * gw * bits // 8):
+        if len(payloads) != 2 or len(payloads[0]) != 8:
             sizes = [len(p) for p in payloads]
             raise HostileBitstreamError(f"OSCAR payload sizes {sizes} do not fit a {header.height}x{header.width} image")
         rms = torch.from_numpy(np.frombuffer(payloads[0], dtype="<f2").astype(np.float32))[None]
         if not torch.isfinite(rms).all() or (rms < 0).any():
             raise HostileBitstreamError("OSCAR side information holds non-finite or negative norms")
         dev = self._p["device"]
-        idx = torch.from_numpy(_unpack_bits(payloads[1], bits, gh * gw)).view(1, gh, gw).to(dev)
+        idx = torch.from_numpy(decode_indices(hyper, r, payloads[1], gh * gw)).view(1, gh, gw).to(dev)
         z_hat = hyper.decode(idx, r, (h, w))
         t = self._p["timesteps"][r]
+        if steps == 0:
+            return z_hat
         if steps == 1:
             return one_step(self._m["unet"], z_hat, rms.to(dev), t)
         x_t = norm_match(z_hat, rms.to(dev), torch.tensor([t], device=dev))
@@ -326,6 +364,8 @@ class Codec:
         c = hyper.decompress(*_check_rans(hyper, payloads, (h // m, w // m)))
         if not torch.isfinite(c).all():
             raise HostileBitstreamError("the RDEIC payloads decode to non-finite latents")
+        if steps == 0:
+            return c
         return relay_sample(self._m["unet"], c, self._p["starts"][r], steps)
 
     def _hyperprior_image(self, header: Header, payloads: list[bytes], r: int) -> torch.Tensor:

@@ -1,16 +1,26 @@
 """Rate–distortion evaluation shared by ``diffcodec eval DIR`` and ``diffcore bench codec``.
 
 Every bpp is the real size of the bytes, ``8 · len(blob) / pixels`` (the diffcodec
-container's header and checksum included; JPEG and WebP files as Pillow writes
-them). Every quality number is measured on the decoded 8-bit RGB image against
-the original, in [0, 1]: PSNR, and MS-SSIM (5 scales) on images whose sides are
-both at least 176 px. JPEG and WebP are *paired* with the diffusion codecs: on
-each image, for each OSCAR and RDEIC point, their quality is searched for the
-highest whose real bpp is at most that point's real bpp on that image.
+container's header and checksum included; JPEG, WebP and AVIF files as Pillow
+writes them). Every quality number is measured on the decoded 8-bit RGB image
+against the original, in [0, 1]: PSNR, and MS-SSIM (5 scales) on images whose
+sides are both at least 176 px.
+
+The classical codecs are *paired* with the diffusion codecs: on each image, for
+each OSCAR and RDEIC point, each is searched for the highest quality whose real
+bpp is at most that point's (:func:`diffcodec.baselines.match_scales`), at
+native resolution and downscaled by 2, 3 and 4 (bicubic upscaling after
+decoding), the standard low-rate mode. Rows:
+
+* ``JPEG`` / ``WebP`` — native resolution;
+* ``JPEG best scale`` / ``WebP best scale`` / ``AVIF best scale`` — per image
+  the best of the four scales, picked separately for PSNR and for MS-SSIM (the
+  strongest baseline each metric can have; the setting column names both);
+* ``OSCAR no diffusion`` / ``RDEIC no diffusion`` — the ablation: the same blob,
+  its hyper-decoded / entropy-decoded latent straight into tinysd's decoder.
 
 :func:`evaluate_folder` gives the rows for any folder of images; render them
-with :func:`format_table` (diffcore's report table). :func:`goal_check` is the
-benchmark's MS-SSIM goal at the lowest rates.
+with :func:`format_table` (diffcore's report table).
 """
 
 from __future__ import annotations
@@ -30,15 +40,15 @@ from diffcore.bench.report import NA, format_table
 from diffcore.errors import InvalidInputError, UnknownNameError
 
 __all__ = [
+    "ABLATION",
     "CODECS",
-    "GOAL_BPP",
     "LABELS",
     "METHODS",
     "PAIRED",
+    "SCALED",
     "evaluate_folder",
     "evaluate_image",
     "format_table",
-    "goal_check",
     "image_quality",
     "is_number",
     "load_methods",
@@ -46,24 +56,29 @@ __all__ = [
     "mean_rows",
     "paired_rows",
     "point_id",
-    "sweep_means",
+    "sweep_curves",
 ]
 
 #: the methods of a rate–distortion evaluation (``"autoencoder"`` may be added: the tinysd autoencoder alone)
-METHODS: tuple[str, ...] = ("oscar", "rdeic", "hyperprior", "jpeg", "webp")
+METHODS: tuple[str, ...] = ("oscar", "rdeic", "hyperprior", "jpeg", "webp", "avif")
 LABELS = {
     "oscar": "OSCAR",
     "rdeic": "RDEIC",
     "hyperprior": "hyperprior",
     "jpeg": "JPEG",
     "webp": "WebP",
+    "avif": "AVIF",
     "autoencoder": "tinysd AE",
 }
 CODECS = ("oscar", "rdeic", "hyperprior")
-#: the diffusion codecs JPEG / WebP are paired with
+#: the diffusion codecs the classical ones are paired with, and the label of each one's "no diffusion" ablation
 PAIRED = ("oscar", "rdeic")
-#: the goal's "lowest rates"
-GOAL_BPP = 0.1
+ABLATION = {"oscar": "OSCAR no diffusion", "rdeic": "RDEIC no diffusion"}
+#: the best-of-scales row of each classical codec (AVIF has only this one)
+SCALED = {"jpeg": "JPEG best scale", "webp": "WebP best scale", "avif": "AVIF best scale"}
+#: the classical codecs that also get a native-resolution row
+NATIVE = ("jpeg", "webp")
+_FRACTION = {1: "×1", 2: "½", 3: "⅓", 4: "¼"}
 
 
 # ---------------------------------------------------------------------------- measuring
@@ -90,9 +105,10 @@ def is_number(v: Any) -> bool:
 def _row(
     image: str, method: str, point: str, setting: str, bpp: Any, q: tuple[float, float | None], target: Any = "", note: str = ""
 ):
+    """One table row; ``method`` is the row's label (a :data:`LABELS` value, an ablation or a best-scale row)."""
     return {
         "image": image,
-        "method": LABELS[method],
+        "method": method,
         "point": point,
         "setting": setting,
         "bpp": bpp,
@@ -131,7 +147,8 @@ def evaluate_image(
     vae: Any = None,
     qualities: Iterable[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rate–distortion rows of one image; JPEG / WebP paired with the OSCAR / RDEIC points (a sweep when there are none)."""
+    """Rate–distortion rows of one image: every codec point (and the OSCAR / RDEIC ablations), the classical
+    codecs paired with each OSCAR / RDEIC point (a native quality sweep when there are none)."""
     h, w = pixels.shape[:2]
     rows: list[dict[str, Any]] = []
     targets: list[tuple[str, float]] = []
@@ -141,28 +158,55 @@ def evaluate_image(
         c = codecs[m]
         for r in rates[m]:
             blob = c.compress(pixels, r)
-            out = np.asarray(c.decompress(blob))
             bpp = 8.0 * len(blob) / (h * w)
             pid = point_id(m, r)
-            rows.append(_row(name, m, pid, _setting(c, r), bpp, image_quality(pixels, out)))
+            rows.append(_row(name, LABELS[m], pid, _setting(c, r), bpp, image_quality(pixels, np.asarray(c.decompress(blob)))))
             if m in PAIRED:
+                plain = np.asarray(c.decompress(blob, steps=0))
+                rows.append(_row(name, ABLATION[m], pid, "no UNet pass", bpp, image_quality(pixels, plain)))
                 targets.append((pid, bpp))
-    for fmt in ("jpeg", "webp"):
+    for fmt in ("jpeg", "webp", "avif"):
         if fmt not in methods:
             continue
-        if targets:
-            for pid, target in targets:
-                p = baselines.match_bpp(pixels, fmt, target)
-                note = "" if p.reached else f"{LABELS[fmt]} cannot go this low: its lowest quality gives {p.bpp:.4g} bpp"
-                q = image_quality(pixels, baselines.decode(p.data))
-                rows.append(_row(name, fmt, f"≤ {pid}", f"q={p.quality}", p.bpp, q, target, note))
-        else:
-            for p in baselines.sweep(pixels, fmt, qualities):
-                q = image_quality(pixels, baselines.decode(p.data))
-                rows.append(_row(name, fmt, f"q={p.quality}", f"q={p.quality}", p.bpp, q))
+        if not targets:
+            if fmt in NATIVE:
+                for p in baselines.sweep(pixels, fmt, qualities):
+                    q = image_quality(pixels, baselines.decode(p.data, size=(h, w)))
+                    rows.append(_row(name, LABELS[fmt], f"q={p.quality}", f"q={p.quality}", p.bpp, q))
+            continue
+        for pid, target in targets:
+            scored = [
+                (p, image_quality(pixels, baselines.decode(p.data, size=(h, w))))
+                for p in baselines.match_scales(pixels, fmt, target)
+            ]
+            if fmt in NATIVE:
+                p, q = next(pq for pq in scored if pq[0].scale == 1)
+                rows.append(_row(name, LABELS[fmt], f"≤ {pid}", f"q={p.quality}", p.bpp, q, target, _unreached(fmt, p)))
+            rows.append(_best_scale_row(name, fmt, pid, target, scored))
     if "autoencoder" in methods:
         rows.append(_autoencoder_row(name, pixels, vae))
     return rows
+
+
+def _unreached(fmt: str, p: baselines.Point) -> str:
+    return "" if p.reached else f"{LABELS[fmt]} cannot go this low: its lowest quality gives {p.bpp:.4g} bpp"
+
+
+def _best_scale_row(name: str, fmt: str, pid: str, target: float, scored: list) -> dict[str, Any]:
+    """The best of the scales within the target, for PSNR and for MS-SSIM separately (or the smallest file, flagged)."""
+    fits = [pq for pq in scored if pq[0].reached]
+    if not fits:
+        p, q = min(scored, key=lambda pq: pq[0].bpp)
+        setting = f"{_FRACTION[p.scale]} q={p.quality}"
+        return _row(name, SCALED[fmt], f"≤ {pid}", setting, p.bpp, q, target, _unreached(fmt, p))
+    by_psnr = max(fits, key=lambda pq: pq[1][0])
+    with_ms = [pq for pq in fits if pq[1][1] is not None]
+    by_ms = max(with_ms, key=lambda pq: pq[1][1]) if with_ms else by_psnr
+    setting = f"PSNR: {_FRACTION[by_psnr[0].scale]} q={by_psnr[0].quality}"
+    if with_ms:
+        setting += f"; MS-SSIM: {_FRACTION[by_ms[0].scale]} q={by_ms[0].quality}"
+    q = (by_psnr[1][0], by_ms[1][1])
+    return _row(name, SCALED[fmt], f"≤ {pid}", setting, max(by_psnr[0].bpp, by_ms[0].bpp), q, target)
 
 
 def _autoencoder_row(name: str, pixels: np.ndarray, vae: Any) -> dict[str, Any]:
@@ -173,9 +217,9 @@ def _autoencoder_row(name: str, pixels: np.ndarray, vae: Any) -> dict[str, Any]:
         x = to_tensor(pixels)[None].to(vae.device)
         rec = reconstruct(vae, x)
     except InvalidInputError as e:
-        return _row(name, "autoencoder", "no quantization", "", NA, (float("nan"), None), note=f"not run: {e}")
+        return _row(name, LABELS["autoencoder"], "no quantization", "", NA, (float("nan"), None), note=f"not run: {e}")
     out = ((rec[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    return _row(name, "autoencoder", "no quantization", "upper bound, no bits", NA, image_quality(pixels, out))
+    return _row(name, LABELS["autoencoder"], "no quantization", "upper bound, no bits", NA, image_quality(pixels, out))
 
 
 def mean_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -270,24 +314,12 @@ def evaluate_folder(
 
 # ---------------------------------------------------------------------------- the paired comparison
 
-
-def _verdict(r: Mapping[str, Any], b: Mapping[str, Any], name: str) -> tuple[str, str | None]:
-    """Does codec row ``r`` beat baseline row ``b`` in MS-SSIM at equal or lower real bpp?
-
-    Returns (text, status) with status ``"win"``, ``"loss"``, ``"uncontested"`` (the baseline cannot make a file
-    this small: its lowest quality is bigger than the codec's blob) or None (no MS-SSIM).
-    """
-    if not (is_number(r["MS-SSIM"]) and is_number(b["MS-SSIM"])):
-        return "n/a (MS-SSIM needs ≥ 176 px)", None
-    higher = r["MS-SSIM"] > b["MS-SSIM"]
-    if is_number(b["bpp"]) and is_number(r["bpp"]) and b["bpp"] > r["bpp"]:
-        tail = "its smallest, bigger file scores lower" if higher else "its smallest, bigger file scores higher"
-        return f"uncontested: {name} cannot go this low ({tail})", "uncontested"
-    return ("yes" if higher else f"no ({name} wins)"), ("win" if higher else "loss")
+#: the baseline rows :func:`paired_rows` puts beside each codec point, strongest first
+PAIRED_BASELINES = ("WebP best scale", "JPEG best scale", "AVIF best scale", "WebP", "JPEG")
 
 
-def paired_rows(rows: Sequence[Mapping[str, Any]], *, max_bpp: float | None = None, psnr: bool = True) -> list[dict[str, Any]]:
-    """Each OSCAR / RDEIC row (of bpp <= ``max_bpp``) next to the WebP and JPEG rows paired with it on the same image."""
+def paired_rows(rows: Sequence[Mapping[str, Any]], *, max_bpp: float | None = None) -> list[dict[str, Any]]:
+    """Each OSCAR / RDEIC row (of bpp <= ``max_bpp``) with its ablation and the baseline rows paired with it on the same image."""
     index = {(r["image"], r["method"], r["point"]): r for r in rows}
     out = []
     for r in rows:
@@ -296,136 +328,31 @@ def paired_rows(rows: Sequence[Mapping[str, Any]], *, max_bpp: float | None = No
         if max_bpp is not None and r["bpp"] > max_bpp:
             continue
         row: dict[str, Any] = {"image": r["image"], "method": r["method"], "point": r["point"], "bpp": r["bpp"]}
-        if psnr:
-            row["PSNR dB"] = r["PSNR dB"]
-        row["MS-SSIM"] = r["MS-SSIM"]
-        for fmt in ("webp", "jpeg"):
-            b = index.get((r["image"], LABELS[fmt], f"≤ {r['point']}"))
-            if b is None:
-                continue
-            name = LABELS[fmt]
-            row[f"{name} bpp"] = b["bpp"]
-            if psnr:
-                row[f"{name} PSNR"] = b["PSNR dB"]
-            row[f"{name} MS-SSIM"] = b["MS-SSIM"]
-            row[f"beats {name}"] = _verdict(r, b, name)[0]
+        row["PSNR dB"], row["MS-SSIM"] = r["PSNR dB"], r["MS-SSIM"]
+        plain = index.get((r["image"], f"{r['method']} no diffusion", r["point"]))
+        if plain is not None:
+            row["no diffusion PSNR"], row["no diffusion MS-SSIM"] = plain["PSNR dB"], plain["MS-SSIM"]
+        for name in PAIRED_BASELINES:
+            b = index.get((r["image"], name, f"≤ {r['point']}"))
+            if b is not None:
+                row[f"{name} bpp"], row[f"{name} PSNR"], row[f"{name} MS-SSIM"] = b["bpp"], b["PSNR dB"], b["MS-SSIM"]
         out.append(row)
     return out
-
-
-def goal_check(per_image: list[dict[str, Any]], means: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
-    """The goal's rows (points ≤ GOAL_BPP, per image then mean), a summary text and its data."""
-    table = paired_rows(per_image, max_bpp=GOAL_BPP, psnr=False) + paired_rows(means, max_bpp=GOAL_BPP, psnr=False)
-    lines, data = [], {}
-    for m in PAIRED:
-        label = LABELS[m]
-        mine = [r for r in per_image if r["method"] == label and is_number(r["bpp"])]
-        if not mine:
-            continue
-        low = [r for r in mine if r["bpp"] <= GOAL_BPP]
-        mean_low = [r for r in means if r["method"] == label and is_number(r["bpp"]) and r["bpp"] <= GOAL_BPP]
-        if not low and not mean_low:
-            lowest = min(r["bpp"] for r in mine)
-            lines.append(
-                f"- **{label}**: no point at ≤ {GOAL_BPP} bpp on any image (its lowest is {lowest:.4g} bpp): nothing to check."
-            )
-            data[label] = {"points": 0, "goal_met": None}
-            continue
-        d: dict[str, Any] = {}
-        met, checked, by_default, compared = True, 0, [], []
-        for fmt in ("webp", "jpeg"):
-            name = LABELS[fmt]
-            counts: dict[str, dict[str, int]] = {}
-            losses, bigger_better = [], 0
-            for scope, codec_rows, all_rows in (("per image", low, per_image), ("mean", mean_low, means)):
-                idx = {(r["image"], r["point"]): r for r in all_rows if r["method"] == name}
-                c = {"win": 0, "loss": 0, "uncontested": 0, "n/a": 0}
-                for r in codec_rows:
-                    b = idx.get((r["image"], f"≤ {r['point']}"))
-                    if b is None:
-                        continue
-                    status = _verdict(r, b, name)[1]
-                    c[status or "n/a"] += 1
-                    if status == "loss":
-                        losses.append((r, b))
-                    if status == "uncontested" and scope == "per image" and b["MS-SSIM"] > r["MS-SSIM"]:
-                        bigger_better += 1
-                counts[scope] = c
-            n = sum(v for c in counts.values() for k, v in c.items() if k != "n/a")
-            if not n:
-                continue
-            checked += n
-            compared.append(name)
-            met = met and not losses
-            if not losses and not any(c["win"] for c in counts.values()):
-                by_default.append(name)  # never compared head to head: it cannot make files this small
-
-            def say(c: dict[str, int], name: str = name) -> str:
-                return f"{c['win']} wins, {c['loss']} losses, {c['uncontested']} where {name} cannot go this low"
-
-            text = (
-                f"- **{label} vs {name}** (MS-SSIM at equal or lower real bpp, points ≤ {GOAL_BPP} bpp): "
-                f"per image {say(counts['per image'])}; on average over the images {say(counts['mean'])}."
-            )
-            if bigger_better:
-                text += (
-                    f" At {bigger_better} of the per-image points where {name} cannot go this low, its smallest file "
-                    "(bigger than the codec's blob) still scores a higher MS-SSIM."
-                )
-            if losses:
-                text += f" **{name} wins** at: " + "; ".join(
-                    f"{r['image']} {r['point']} ({r['MS-SSIM']:.4f} at {r['bpp']:.4g} bpp vs "
-                    f"{b['MS-SSIM']:.4f} at {b['bpp']:.4g} bpp)"
-                    for r, b in losses
-                )
-                text += "."
-            lines.append(text)
-            d[f"vs {name}"] = {
-                **{f"{scope} {k}": v for scope, c in counts.items() for k, v in c.items()},
-                "bigger file scores higher": bigger_better,
-            }
-        d["goal_met"] = bool(met and checked)
-        d["met_by_default_against"] = by_default if met and checked else []
-        data[label] = d
-        if not (met and checked):
-            verdict = "not met"
-        elif by_default == compared:
-            verdict = (
-                f"met only by default: {' and '.join(compared)} cannot make a file this small at any checked point, "
-                "so there is no head-to-head comparison"
-            )
-        elif by_default:
-            verdict = f"met ({by_default[0]} only by default: it cannot make a file this small at any checked point)"
-        else:
-            verdict = "met"
-        lines.append(
-            f"- Goal for **{label}** (no point ≤ {GOAL_BPP} bpp where WebP or JPEG has a higher MS-SSIM at equal or lower bpp): "
-            f"**{verdict}**."
-        )
-    return table, "\n".join(lines) or "No OSCAR or RDEIC rows.", data
 
 
 # ---------------------------------------------------------------------------- quality sweeps
 
 
-def sweep_means(images: Sequence[tuple[str, np.ndarray]], qualities: Iterable[int] | None) -> list[dict[str, Any]]:
-    """JPEG / WebP at fixed qualities (each format's lowest included), averaged over the images (the plot's curves)."""
-    rows = []
-    for fmt in ("jpeg", "webp"):
-        per_q: dict[int, list[tuple[float, float, float | None]]] = {}
+def sweep_curves(
+    images: Sequence[tuple[str, np.ndarray]], fmt: str, qualities: Iterable[int] | None
+) -> dict[str, dict[int, list]]:
+    """Per image and scale, ``fmt``'s quality sweep as (bpp, PSNR, MS-SSIM or None) points: the BD-rate references."""
+    out: dict[str, dict[int, list]] = {}
+    for name, px in images:
+        h, w = px.shape[:2]
         qs = None if qualities is None else sorted({baselines.QUALITY_RANGE[fmt][0], *qualities})
-        for _, px in images:
-            for p in baselines.sweep(px, fmt, qs):
-                per_q.setdefault(p.quality, []).append((p.bpp, *image_quality(px, baselines.decode(p.data))))
-        for q, vals in per_q.items():
-            ms = [v[2] for v in vals]
-            rows.append(
-                {
-                    "method": LABELS[fmt],
-                    "quality": q,
-                    "bpp": sum(v[0] for v in vals) / len(vals),
-                    "PSNR dB": sum(v[1] for v in vals) / len(vals),
-                    "MS-SSIM": sum(ms) / len(ms) if all(m is not None for m in ms) else NA,
-                }
-            )
-    return rows
+        out[name] = {
+            s: [(p.bpp, *image_quality(px, baselines.decode(p.data, size=(h, w)))) for p in baselines.sweep(px, fmt, qs, scale=s)]
+            for s in baselines.SCALES
+        }
+    return out

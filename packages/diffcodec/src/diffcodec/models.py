@@ -34,6 +34,11 @@ from torch import nn
 
 from diffcore.prior.models import DOWNSAMPLE, LATENT_CHANNELS
 
+#: precision of the index CDFs (compressai's rANS coder works at 16 bits)
+INDEX_PRECISION = 16
+#: probability mass of the rANS coder's escape symbol, which a valid index never uses
+INDEX_ESCAPE_MASS = 2.0**-15
+
 
 def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad the last two dims up to a multiple of ``multiple`` by edge replication (any size, even 1 px)."""
@@ -68,6 +73,8 @@ class _VQRate(nn.Module):
             nn.Conv2d(hidden, code_dim, 1),
         )
         self.codebook = nn.Parameter(torch.randn(codebook_size, code_dim) * 0.1)
+        # quantized CDF of the index distribution (K symbols + compressai's escape symbol), 16-bit precision
+        self.register_buffer("index_cdf", torch.zeros(codebook_size + 2, dtype=torch.int32))
         self.dec = nn.Sequential(
             nn.Conv2d(code_dim, hidden, 1),
             _ResBlock(hidden),
@@ -120,6 +127,25 @@ class OscarHyperCodec(ModelMixin, ConfigMixin):
 
     def bits_per_index(self, rate: int) -> int:
         return int(math.log2(self.config.codebook_sizes[rate]))
+
+    @torch.no_grad()
+    def fit_index_prior(self, rate: int, counts: torch.Tensor) -> None:
+        """Set ``rate``'s index distribution from index counts (add-one smoothed, so every index stays codable)."""
+        from compressai.entropy_models.entropy_models import pmf_to_quantized_cdf
+
+        k = self.config.codebook_sizes[rate]
+        pmf = (counts.double() + 1) / (counts.sum().double() + k)
+        pmf = torch.cat([pmf * (1 - INDEX_ESCAPE_MASS), torch.tensor([INDEX_ESCAPE_MASS], dtype=torch.float64)])
+        self.rates[rate].index_cdf.copy_(pmf_to_quantized_cdf(pmf.float(), INDEX_PRECISION))
+
+    def index_cdf(self, rate: int) -> torch.Tensor:
+        """``rate``'s quantized index CDF (K + 2 int32 entries); all zero before :meth:`fit_index_prior`."""
+        return self.rates[rate].index_cdf
+
+    def index_bits(self, rate: int) -> torch.Tensor:
+        """Ideal code length in bits of each index under ``rate``'s distribution, (K,)."""
+        cdf = self.index_cdf(rate).double()
+        return -torch.log2((cdf[1:-1] - cdf[:-2]) / 2**INDEX_PRECISION)
 
     def nominal_bpp(self, rate: int) -> float:
         s = self.config.strides[rate] * DOWNSAMPLE

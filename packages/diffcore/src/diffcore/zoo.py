@@ -17,13 +17,20 @@ __all__ = ["TinyDiT", "TinySD", "load_autoencoder", "load_tinydit", "load_tinysd
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
-#: shipped tinysd versions with an autoencoder (folders under ``weights/``); v2's is the colour-faithful one
-AUTOENCODER_NAMES: tuple[str, ...] = ("tinysd", "tinysd-v2")
-#: shipped tinysd versions with their UNet too (what :func:`load_tinysd` loads); v2 becomes the default once
-#: what stands on tinysd's latents (tinydit, the lab's schedules, the codec) is retrained on it (issue 14)
-TINYSD_NAMES: tuple[str, ...] = ("tinysd", "tinysd-v2")
+#: shipped tinysd versions with an autoencoder (folders under ``weights/``): v2, the colour-faithful one
+AUTOENCODER_NAMES: tuple[str, ...] = ("tinysd-v2",)
+#: shipped tinysd versions with their UNet and tinydit too (what :func:`load_tinysd` loads). The name stays
+#: "tinysd-v2": artifacts fitted on it (cache schedules, quantized states) are bound to it and to its model hash
+TINYSD_NAMES: tuple[str, ...] = ("tinysd-v2",)
 #: the version :func:`load_tinysd` returns when no name is given
-DEFAULT_TINYSD = "tinysd"
+DEFAULT_TINYSD = "tinysd-v2"
+#: versions that shipped once and were retired, with why (issue 14): asking for one says so
+RETIRED_TINYSD: dict[str, str] = {
+    "tinysd": (
+        "tinysd v1 ('tinysd') was retired (issue 14) once everything on its latents was retrained on tinysd-v2; "
+        "use the default or 'tinysd-v2' (v1's weights stay in git history at commit cdeb62f, loadable with path=)"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,10 @@ def _root(name: str | None, path: str | Path | None, names: tuple[str, ...] = TI
     if name is not None and path is not None:
         raise InvalidInputError("give a shipped tinysd name or a path, not both")
     if name is not None and name not in names:
-        raise UnknownNameError(f"no shipped tinysd {name!r} here; shipped: {', '.join(names)}")
+        shipped = ", ".join(names)
+        if name in RETIRED_TINYSD:
+            raise UnknownNameError(f"{RETIRED_TINYSD[name]}; shipped: {shipped}")
+        raise UnknownNameError(f"no shipped tinysd {name!r} here; shipped: {shipped}")
     return Path(path) if path is not None else WEIGHTS / (name or DEFAULT_TINYSD)
 
 

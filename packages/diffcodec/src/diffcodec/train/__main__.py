@@ -1,0 +1,3 @@
+from diffcodec.train import main
+
+main()
