@@ -407,3 +407,20 @@ def test_the_most_compressible_images_stay_far_below_the_pixels_per_byte_limit(c
     for value in (0, 128, 255):
         blob = codecs[method].compress(np.full((256, 256, 3), value, np.uint8), rate=0)
         assert 256 * 256 / len(blob) < MAX_PIXELS_PER_BYTE / 4, (value, len(blob))
+
+
+@pytest.mark.parametrize("method", ["oscar", "rdeic"])
+def test_steps_0_decodes_without_any_unet_pass(codecs, small_image, method, monkeypatch):
+    """The "no diffusion" ablation: the hyper-decoded / entropy-decoded latent straight into tinysd's decoder."""
+    codec = codecs[method]
+    blob = codec.compress(small_image, 0)
+    with_unet = np.asarray(codec.decompress(blob))
+
+    def no_unet(*args, **kwargs):
+        raise AssertionError("the UNet ran")
+
+    monkeypatch.setattr(codec._m["unet"], "forward", no_unet)
+    plain = np.asarray(codec.decompress(blob, steps=0))
+    assert plain.shape == with_unet.shape and not np.array_equal(plain, with_unet)
+    with pytest.raises(AssertionError, match="the UNet ran"):
+        codec.decompress(blob)

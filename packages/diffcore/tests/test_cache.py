@@ -100,7 +100,9 @@ def test_second_order_sampler_counts_calls_not_timesteps(tinysd, noise):
         out = _run(unet, noise, sampler="heun", steps=10)
         assert h.last_state.calls == 19
         assert [bool(r) for r in h.last_state.log] == [i % 2 == 1 for i in range(19)]
-    assert torch.isfinite(out).all() and _rel(out, full) < 0.1
+    # reusing every other call's deep features costs tinysd-v2's UNet 0.155 here (v1's: under 0.1); a cache
+    # that reused the wrong call's features would be far off
+    assert torch.isfinite(out).all() and _rel(out, full) < 0.2
 
 
 def test_encoder_propagation_reuses_encoder_only(tinysd, noise):
@@ -112,7 +114,7 @@ def test_encoder_propagation_reuses_encoder_only(tinysd, noise):
         log = h.last_state.log
     assert all(not log[i] for i in (0, 1, 2, 4, 8, 12, 16))
     assert log[3] == frozenset({"down_blocks.0", "down_blocks.1", "down_blocks.2", "mid_block"})
-    assert 0 < _rel(out, full) < 0.1
+    assert 0 < _rel(out, full) < 0.2  # tinysd-v2's UNet: 0.128 (v1's: under 0.1)
     with cache.apply(unet, cache.EncoderPropagationConfig(key_steps=(0, 1, 2, 4, 8, 12, 16))):
         injected = _run(unet, noise)
     assert not torch.equal(injected, out)  # prior noise injection changes the non-key steps

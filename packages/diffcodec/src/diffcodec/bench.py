@@ -255,7 +255,8 @@ def run(
 
     report = Report(
         "codec",
-        "diffcodec: OSCAR and RDEIC vs JPEG, WebP, a learned hyperprior and the tinysd autoencoder",
+        "diffcodec: OSCAR and RDEIC vs their no-diffusion ablations, JPEG, WebP, AVIF (native and downscaled) "
+        "and a learned hyperprior",
         Path(out_dir),
         command=command,
         quick=quick,
