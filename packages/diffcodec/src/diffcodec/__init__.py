@@ -1,7 +1,7 @@
 """diffcodec: a diffusion image codec on diffcore's tinysd prior.
 
 OSCAR (one step, one model for all bit-rates) and RDEIC (relay residual
-diffusion), with real rANS / fixed-length bitstreams::
+diffusion), with real rANS-coded bitstreams::
 
     from diffcodec import Codec
     codec = Codec.load("oscar")
