@@ -1,3 +1,6 @@
-from diffcodec.train import main
+"""``python -m diffcodec.train ARGS`` = ``diffcore train codec ARGS``."""
 
-main()
+if __name__ == "__main__":  # importing this module (e.g. walking the package) must not start a training run
+    from diffcodec.train import main
+
+    main()
