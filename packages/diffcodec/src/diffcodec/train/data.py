@@ -105,6 +105,22 @@ class PairedCrops(Dataset):
         return zc.contiguous(), torch.from_numpy(xc).permute(2, 0, 1).float() / 127.5 - 1
 
 
+def holdout_pairs(data: str | None, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Aligned (latent, pixel) centre crops of the holdout photos, one per photo: the pixel stages' evaluation."""
+    from diffcore.data import split_images, to_tensor
+    from diffcore.prior.autoencode import encode
+    from diffcore.zoo import load_autoencoder
+
+    vae, s = load_autoencoder(), 4 * crop
+    xs = []
+    for im in split_images(data)[1]:
+        h, w = im.pixels.shape[:2]
+        top, left = (h - s) // 2 // 4 * 4, (w - s) // 2 // 4 * 4
+        xs.append(to_tensor(im.pixels[top : top + s, left : left + s]))
+    x = torch.stack(xs)
+    return encode(vae, x), x
+
+
 def pixel_loss(x: torch.Tensor, target: torch.Tensor, structural_weight: float) -> tuple[torch.Tensor, dict]:
     """L1 + w·(1 − MS-SSIM) on [-1, 1] images: (loss, parts).
 

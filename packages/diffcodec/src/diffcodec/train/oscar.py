@@ -26,7 +26,7 @@ from torch import nn
 
 from diffcodec.diffusion import channel_rms, one_step, timestep_for_error
 from diffcodec.models import OscarHyperCodec
-from diffcodec.train.data import PairedCrops, codec_latents, decode_pixels, pixel_loss
+from diffcodec.train.data import PairedCrops, codec_latents, decode_pixels, holdout_pairs, pixel_loss
 from diffcodec.train.recipe import CodecRecipe, lora_parameters, stage_card, train_config, unet_with_lora
 from diffcore.errors import CheckpointError
 from diffcore.train import Run, count_parameters, train
@@ -154,22 +154,6 @@ class JointObjective(nn.Module):
         return {"loss": loss, **out}
 
 
-def _holdout_pairs(holdout, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Aligned (latent, pixel) centre crops of the holdout photos, one per photo."""
-    from diffcore.data import to_tensor
-    from diffcore.prior.autoencode import encode
-    from diffcore.zoo import load_autoencoder
-
-    vae, s = load_autoencoder(), 4 * crop
-    xs = []
-    for im in holdout:
-        h, w = im.pixels.shape[:2]
-        top, left = (h - s) // 2 // 4 * 4, (w - s) // 2 // 4 * 4
-        xs.append(to_tensor(im.pixels[top : top + s, left : left + s]))
-    x = torch.stack(xs)
-    return encode(vae, x), x
-
-
 @torch.no_grad()
 def joint_eval(obj: JointObjective, pairs: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
     """Holdout L1 and MS-SSIM of every rate with real quantization (eval mode)."""
@@ -204,9 +188,7 @@ def train_oscar_joint(recipe: CodecRecipe, run: Run) -> Path:
     if not start.is_dir():
         raise CheckpointError(f"{start} is missing: run `{run.command('oscar-hyper')}` first (same --out)")
     images, maps, _, desc = codec_latents(run, recipe.crop, recipe.jitter_copies, recipe.seed)
-    from diffcore.data.splits import split_images
-
-    pairs = _holdout_pairs(split_images(run.data)[1], recipe.crop)
+    pairs = holdout_pairs(run.data, recipe.crop)
     codec = load_model(OscarHyperCodec, start, torch_dtype=torch.float32)
     torch.manual_seed(recipe.seed)
     unet = unet_with_lora(recipe.lora_rank)

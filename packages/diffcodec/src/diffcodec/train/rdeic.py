@@ -24,8 +24,8 @@ from torch import nn
 
 from diffcodec.diffusion import ddim_from, relay_noise, relay_start, relay_target, timestep_for_error
 from diffcodec.models import LatentHyperprior
-from diffcodec.train.data import PairedCrops, codec_latents, decode_pixels, pixel_loss
-from diffcodec.train.oscar import _holdout_pairs, calibration_crops
+from diffcodec.train.data import PairedCrops, codec_latents, decode_pixels, holdout_pairs, pixel_loss
+from diffcodec.train.oscar import calibration_crops
 from diffcodec.train.recipe import CodecRecipe, lora_parameters, stage_card, train_config, unet_with_lora
 from diffcore.train import Run, TrainingCard, count_parameters, train
 
@@ -160,11 +160,10 @@ def _load_hypers(weights: Path) -> tuple[list, list[int]]:
 def train_rdeic_lora(recipe: CodecRecipe, run: Run) -> Path:
     """Stage ``rdeic-lora``: fixed-step fine-tuning of a LoRA through the unrolled relay sampler and the decoder."""
     from diffcodec.lora import save_lora
-    from diffcore.data.splits import split_images
     from diffcore.zoo import load_autoencoder
 
     images, maps, _, desc = codec_latents(run, recipe.crop, recipe.jitter_copies, recipe.seed)
-    z_hold, x_hold = _holdout_pairs(split_images(run.data)[1], recipe.crop)
+    z_hold, x_hold = holdout_pairs(run.data, recipe.crop)
     hypers, starts = _load_hypers(run.weights)
     torch.manual_seed(recipe.seed)
     unet = unet_with_lora(recipe.lora_rank)
